@@ -1,0 +1,70 @@
+"""Applying fills to a portfolio: the one place balances and positions change."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from decimal import Decimal
+
+from core.errors import ExecutionError
+from core.models import ZERO, Order, Portfolio, Position
+
+
+@dataclass(frozen=True, slots=True)
+class Fill:
+    """What actually traded for one order leg."""
+
+    order: Order
+    amount: Decimal
+    price: Decimal
+    fee: Decimal
+
+    @property
+    def notional(self) -> Decimal:
+        return self.amount * self.price * (self.order.contract_size if self.order.market != "spot" else 1)
+
+
+def apply_fill(portfolio: Portfolio, fill: Fill, quote: str) -> Portfolio:
+    """The portfolio after one fill; refuses anything that would make a balance negative."""
+    balances = dict(portfolio.balances)
+    order = fill.order
+    balances[quote] = balances.get(quote, ZERO) - fill.fee
+    if order.market == "spot":
+        cash = fill.amount * fill.price
+        sign = 1 if order.side == "buy" else -1
+        balances[order.asset] = balances.get(order.asset, ZERO) + sign * fill.amount
+        balances[quote] -= sign * cash
+        positions = portfolio.positions
+    else:
+        signed = fill.amount if order.side == "buy" else -fill.amount
+        positions = _add_contracts(portfolio.positions, order.symbol, signed, order.contract_size)
+    negative = {a: v for a, v in balances.items() if v < 0}
+    if negative:
+        raise ExecutionError(
+            "fill would leave a negative balance: "
+            + ", ".join(f"{a} {v}" for a, v in sorted(negative.items()))
+        )
+    return Portfolio(balances={a: v for a, v in balances.items() if v != 0 or a == quote},
+                     positions=positions)
+
+
+def _add_contracts(
+    positions: Iterable[Position], symbol: str, contracts: Decimal, size: Decimal
+) -> tuple[Position, ...]:
+    out, found = [], False
+    for p in positions:
+        if p.symbol == symbol:
+            found = True
+            if p.contracts + contracts != 0:
+                out.append(Position(symbol, p.contracts + contracts, p.contract_size))
+        else:
+            out.append(p)
+    if not found and contracts != 0:
+        out.append(Position(symbol, contracts, size))
+    return tuple(out)
+
+
+def apply_fills(portfolio: Portfolio, fills: Iterable[Fill], quote: str) -> Portfolio:
+    for fill in fills:
+        portfolio = apply_fill(portfolio, fill, quote)
+    return portfolio

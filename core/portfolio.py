@@ -1,0 +1,117 @@
+"""Valuing a portfolio against a snapshot: weights, drift, delta, net futures exposure."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+
+from core.errors import SnapshotError
+from core.models import ZERO, MarketSnapshot, Portfolio, Position
+
+
+@dataclass(frozen=True, slots=True)
+class Valuation:
+    """A portfolio seen through one snapshot. Weights and exposures are fractions of `value`."""
+
+    value: Decimal
+    quote: str
+    spot_value: Mapping[str, Decimal]
+    futures_notional: Mapping[str, Decimal]
+    delta: Mapping[str, Decimal]
+    stable_value: Decimal
+
+    def weight(self, asset: str) -> Decimal:
+        return self.spot_value.get(asset, ZERO) / self.value if self.value else ZERO
+
+    @property
+    def weights(self) -> dict[str, Decimal]:
+        """Spot weights per asset, stablecoins summed under the quote currency."""
+        out = {a: self.weight(a) for a in self.spot_value}
+        out[self.quote] = self.stable_value / self.value if self.value else ZERO
+        return out
+
+    def futures_weight(self, asset: str) -> Decimal:
+        return self.futures_notional.get(asset, ZERO) / self.value if self.value else ZERO
+
+    @property
+    def net_futures_exposure(self) -> Decimal:
+        """Signed futures notional over portfolio value (positive = net long)."""
+        total = sum(self.futures_notional.values(), ZERO)
+        return total / self.value if self.value else ZERO
+
+    @property
+    def hedged_share(self) -> Decimal:
+        """Share of crypto spot value covered by short futures on the same asset."""
+        spot = sum(self.spot_value.values(), ZERO)
+        if not spot:
+            return ZERO
+        covered = sum(
+            (min(v, max(ZERO, -self.futures_notional.get(a, ZERO))) for a, v in self.spot_value.items()),
+            ZERO,
+        )
+        return covered / spot
+
+
+def position_price(position: Position, snapshot: MarketSnapshot) -> Decimal | None:
+    """Mark of the perp, price of the dated future, else the spot price of the asset."""
+    market = snapshot.assets.get(position.asset)
+    if market is None:
+        return None
+    if market.perp is not None and market.perp.symbol == position.symbol:
+        return market.perp.mark
+    for future in market.futures:
+        if future.symbol == position.symbol:
+            return future.price
+    return market.spot.price if market.spot else None
+
+
+def value_portfolio(
+    portfolio: Portfolio, snapshot: MarketSnapshot, stablecoins: Iterable[str]
+) -> Valuation:
+    """Value spot balances and futures notionals in the snapshot's quote currency."""
+    stables = set(stablecoins) | {snapshot.quote}
+    spot_value: dict[str, Decimal] = {a: ZERO for a in snapshot.assets}
+    stable_value = ZERO
+    for asset, amount in portfolio.balances.items():
+        if amount < 0:
+            raise SnapshotError(f"balance of {asset} is negative ({amount})")
+        if asset in stables:
+            stable_value += amount
+            continue
+        price = snapshot.price(asset)
+        if price is None:
+            if amount == 0:
+                continue
+            raise SnapshotError(f"holding {amount} {asset} but the snapshot has no spot price for it")
+        spot_value[asset] = amount * price
+    notional: dict[str, Decimal] = {}
+    for position in portfolio.positions:
+        price = position_price(position, snapshot)
+        if price is None:
+            raise SnapshotError(f"position in {position.symbol} but no price for {position.asset}")
+        notional[position.asset] = notional.get(position.asset, ZERO) + position.base_units * price
+    delta = {
+        a: portfolio.balances.get(a, ZERO)
+        + sum((p.base_units for p in portfolio.positions if p.asset == a), ZERO)
+        for a in set(spot_value) | set(notional)
+    }
+    value = stable_value + sum(spot_value.values(), ZERO)
+    return Valuation(
+        value=value,
+        quote=snapshot.quote,
+        spot_value=spot_value,
+        futures_notional=notional,
+        delta=delta,
+        stable_value=stable_value,
+    )
+
+
+def drift_pp(weight: Decimal, target: Decimal) -> Decimal:
+    """Drift in percentage points: weight − target (40% target at 47% → +7)."""
+    return (weight - target) * 100
+
+
+def outside_band(weight: Decimal, target: Decimal, band_pp: Decimal) -> bool:
+    """True when the weight left the band: a ±5 band around 40% acts below 35% or above 45%."""
+    return abs(drift_pp(weight, target)) > band_pp

@@ -1,0 +1,116 @@
+"""What every rule shares: its persisted state, what it sees, and what it returns.
+
+A rule is a small state machine. Each evaluation it may change state (that is a Trigger, which
+explains itself) and, while in a state, it may hold an Effect on the targets. Effects apply every
+cycle; triggers only on a change, so a restart that reloads the state neither forgets a
+hysteresis nor repeats an alert.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Literal, Protocol
+
+from core.config import Allocation, Strategy
+from core.models import MarketSnapshot, Trigger
+from core.portfolio import Valuation
+from core.targets import Targets
+
+Scope = Literal["spot", "futures"]
+Effect = Callable[[Targets], Targets]
+
+
+@dataclass(frozen=True, slots=True)
+class RuleState:
+    state: str
+    since: datetime
+    data: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Freshness:
+    """Which parts of the snapshot are within their staleness limits."""
+
+    stale_spot: frozenset[str] = frozenset()
+    stale_perp: frozenset[str] = frozenset()
+    stale_futures: frozenset[str] = frozenset()
+    fear_greed_stale: bool = False
+    closes_stale: frozenset[str] = frozenset()
+
+    @property
+    def any_spot_stale(self) -> bool:
+        return bool(self.stale_spot)
+
+
+@dataclass(frozen=True, slots=True)
+class RuleContext:
+    snapshot: MarketSnapshot
+    valuation: Valuation
+    base: Targets
+    strategy: Strategy
+    now: datetime
+    freshness: Freshness = Freshness()
+    # Turns an allocation table into per-asset targets (needs the asset config, not a rule's job).
+    resolve: Callable[[Allocation], Targets] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """One rule's verdict for one key (a rule, or a rule and an asset)."""
+
+    key: str
+    state: RuleState
+    trigger: Trigger | None = None
+    effect: Effect | None = None
+    scopes: frozenset[Scope] = frozenset()
+    warnings: tuple[str, ...] = ()
+
+
+class Rule(Protocol):
+    name: str
+
+    def evaluate(self, ctx: RuleContext, states: Mapping[str, RuleState]) -> list[Outcome]: ...
+
+
+def pct(x: Decimal | None, places: int = 2) -> str:
+    """A fraction as a percentage for explanations: 0.1095 → '10.95%'."""
+    return "n/a" if x is None else f"{x * 100:.{places}f}%"
+
+
+def carry_state(
+    key: str, states: Mapping[str, RuleState], default: str, now: datetime
+) -> RuleState:
+    """The persisted state for `key`, or a fresh one in `default`."""
+    return states.get(key) or RuleState(state=default, since=now)
+
+
+def transition(
+    key: str,
+    old: RuleState,
+    new_state: str,
+    now: datetime,
+    *,
+    rule: str,
+    asset: str | None,
+    explanation: str,
+    values: Mapping[str, str],
+    effect: Effect | None,
+    scopes: frozenset[Scope],
+) -> Outcome:
+    """An outcome that moves `key` from old.state to new_state and says why."""
+    trigger = Trigger(
+        rule=rule,
+        asset=asset,
+        explanation=explanation,
+        values=dict(values),
+        state_from=old.state,
+        state_to=new_state,
+    )
+    return Outcome(key, RuleState(new_state, now), trigger, effect, scopes)
+
+
+def stay(key: str, old: RuleState, effect: Effect | None, warnings: tuple[str, ...] = ()) -> Outcome:
+    return Outcome(key, old, None, effect, frozenset(), warnings)

@@ -1,0 +1,135 @@
+"""Seed 000: move between the Accumulation, Yield Optimization and Defensive allocations."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import timedelta
+from decimal import Decimal
+
+from core.config import Allocation, FundingRegimeRule, HurdleRule, RecoveryRule
+from core.rules.base import Outcome, RuleContext, RuleState, carry_state, pct, stay, transition
+from core.signals import basis_apr, funding_apr, funding_apr_series, held, nearest_future, vol_ratio
+from core.targets import Targets
+
+
+def _replace_with(ctx: RuleContext, allocation: Allocation | None):
+    if allocation is None or ctx.resolve is None:
+        return None
+    resolved: Targets = ctx.resolve(allocation)
+    return lambda _targets: resolved
+
+
+def expected_carry(ctx: RuleContext, asset: str) -> Decimal | None:
+    """Annual carry of a basis trade on `asset`: the better of the dated basis and perp funding."""
+    market = ctx.snapshot.assets.get(asset)
+    if market is None:
+        return None
+    candidates: list[Decimal] = []
+    if market.perp is not None and asset not in ctx.freshness.stale_perp:
+        candidates.append(funding_apr(market.perp.funding_rate, market.perp.funding_interval_hours))
+    if market.spot is not None and asset not in ctx.freshness.stale_futures:
+        future = nearest_future(market.futures, ctx.now)
+        if future is not None:
+            apr = basis_apr(future.price, market.spot.price, future.expiry, ctx.now)
+            if apr is not None:
+                candidates.append(apr)
+    return max(candidates, default=None)
+
+
+class FundingRegime:
+    """Spot ⇄ hedged yield: enter above `enter_apr` held `hold_days`, leave below `exit_apr`."""
+
+    name = "funding_regime"
+
+    def __init__(self, cfg: FundingRegimeRule, hurdle: HurdleRule) -> None:
+        self.cfg, self.hurdle = cfg, hurdle
+
+    def evaluate(self, ctx: RuleContext, states: Mapping[str, RuleState]) -> list[Outcome]:
+        cfg, key, asset = self.cfg, self.name, self.cfg.reference_asset
+        old = carry_state(key, states, cfg.start, ctx.now)
+        effect = _replace_with(ctx, cfg.high_allocation if old.state == "high" else cfg.low_allocation)
+        market = ctx.snapshot.assets.get(asset)
+        if market is None or market.perp is None or asset in ctx.freshness.stale_perp:
+            return [stay(key, old, effect, (f"{key}: no fresh funding for {asset}; regime kept",))]
+        series = funding_apr_series(market.perp)
+        persistence = ctx.strategy.rules.persistence
+        if old.state == "low":
+            verdict = held(series, ctx.now, cfg.hold_days, cfg.enter_apr, "above", persistence)
+            if not verdict.held:
+                return [stay(key, old, effect)]
+            carry = expected_carry(ctx, asset)
+            if carry is None or carry < self.hurdle.min_apr:
+                return [stay(key, old, effect, (
+                    f"{key}: funding held above {pct(cfg.enter_apr)} but the basis trade would earn "
+                    f"{pct(carry)} a year, below the {pct(self.hurdle.min_apr)} hurdle; staying in spot",
+                ))]
+            return [transition(
+                key, old, "high", ctx.now, rule=key, asset=asset,
+                explanation=(
+                    f"{asset} funding APR stayed above {pct(cfg.enter_apr)} for {cfg.hold_days} days "
+                    f"({verdict.describe()}); expected carry {pct(carry)} beats the "
+                    f"{pct(self.hurdle.min_apr)} hurdle: shift core spot into hedged yield"
+                ),
+                values={"funding_apr_mean": pct(verdict.mean), "enter_apr": pct(cfg.enter_apr),
+                        "window_days": str(cfg.hold_days), "carry_apr": pct(carry)},
+                effect=_replace_with(ctx, cfg.high_allocation),
+                scopes=frozenset({"spot", "futures"}),
+            )]
+        verdict = held(series, ctx.now, cfg.exit_hold_days, cfg.exit_apr, "below", persistence)
+        if not verdict.held:
+            return [stay(key, old, effect)]
+        return [transition(
+            key, old, "low", ctx.now, rule=key, asset=asset,
+            explanation=(
+                f"{asset} funding APR fell below {pct(cfg.exit_apr)} over {cfg.exit_hold_days} days "
+                f"({verdict.describe()}): cooling sentiment, move hedged yield back to spot and "
+                "liquidity"
+            ),
+            values={"funding_apr_mean": pct(verdict.mean), "exit_apr": pct(cfg.exit_apr),
+                    "window_days": str(cfg.exit_hold_days)},
+            effect=_replace_with(ctx, cfg.low_allocation),
+            scopes=frozenset({"spot", "futures"}),
+        )]
+
+
+class Recovery:
+    """Defensive → spot when prices bottom out and funding turns strongly positive again."""
+
+    name = "recovery"
+
+    def __init__(self, cfg: RecoveryRule) -> None:
+        self.cfg = cfg
+
+    def evaluate(self, ctx: RuleContext, states: Mapping[str, RuleState]) -> list[Outcome]:
+        cfg, key, asset = self.cfg, self.name, self.cfg.reference_asset
+        old = carry_state(key, states, "defensive", ctx.now)
+        if old.state == "recovered":
+            return [stay(key, old, _replace_with(ctx, cfg.recovered_allocation))]
+        market = ctx.snapshot.assets.get(asset)
+        if market is None or market.perp is None or asset in ctx.freshness.stale_perp:
+            return [stay(key, old, None)]
+        since = ctx.now.date() - timedelta(days=cfg.low_window_days)
+        window = [c for c in market.closes if c.day >= since]
+        if len(window) < 2 or market.spot is None:
+            return [stay(key, old, None)]
+        low = min(c.price for c in window)
+        bounce = market.spot.price / low - 1
+        ratio = vol_ratio(market.closes)
+        bottoming = bounce >= cfg.bounce_from_low and ratio is not None and ratio < 1
+        verdict = held(funding_apr_series(market.perp), ctx.now, cfg.hold_days,
+                       cfg.funding_apr_above, "above", ctx.strategy.rules.persistence)
+        if not (bottoming and verdict.held):
+            return [stay(key, old, None)]
+        return [transition(
+            key, old, "recovered", ctx.now, rule=key, asset=asset,
+            explanation=(
+                f"{asset} is {pct(bounce)} above its {cfg.low_window_days}-day low with 7-day "
+                f"volatility at {ratio:.2f}× the 30-day baseline, and funding stayed above "
+                f"{pct(cfg.funding_apr_above)} for {cfg.hold_days} days ({verdict.describe()}): "
+                "close the defensive futures and rebuild core spot"
+            ),
+            values={"bounce": pct(bounce), "vol_ratio": f"{ratio:.2f}",
+                    "funding_apr_mean": pct(verdict.mean)},
+            effect=_replace_with(ctx, cfg.recovered_allocation),
+            scopes=frozenset({"spot", "futures"}),
+        )]

@@ -1,0 +1,166 @@
+"""Market signals as pure functions: funding APR, basis, premium, volatility, persistence."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Literal
+
+from core.config import Persistence
+from core.models import ZERO, AssetMarket, Close, FundingPrint, FutureQuote, PerpQuote
+
+HOURS_PER_YEAR = Decimal(8760)
+DAYS_PER_YEAR = Decimal(365)
+MIN_DAYS_TO_EXPIRY = Decimal(7)
+
+
+def funding_apr(rate: Decimal, interval_hours: Decimal) -> Decimal:
+    """Annualize a funding rate paid every `interval_hours` (0.01%/8h → 10.95%)."""
+    if interval_hours <= 0:
+        raise ValueError("funding interval must be positive")
+    return rate * HOURS_PER_YEAR / interval_hours
+
+
+def rate_per_8h(rate: Decimal, interval_hours: Decimal) -> Decimal:
+    """Restate a funding rate per 8 hours, the unit the seeds' thresholds use."""
+    return rate * Decimal(8) / interval_hours
+
+
+def basis_apr(
+    future_price: Decimal,
+    spot_price: Decimal,
+    expiry: datetime,
+    now: datetime,
+    *,
+    compounded: bool = False,
+    min_days: Decimal = MIN_DAYS_TO_EXPIRY,
+) -> Decimal | None:
+    """Annualized basis of a dated future, or None under `min_days` to expiry (too noisy)."""
+    days = Decimal((expiry - now).total_seconds()) / Decimal(86_400)
+    if days < min_days:
+        return None
+    ratio = future_price / spot_price
+    if compounded:
+        return Decimal(str(math.pow(float(ratio), float(DAYS_PER_YEAR / days)) - 1))
+    return (ratio - 1) * DAYS_PER_YEAR / days
+
+
+def perp_premium(mark: Decimal, index: Decimal) -> Decimal:
+    """Perpetual premium = mark / index − 1."""
+    return mark / index - 1
+
+
+def nearest_future(
+    futures: Sequence[FutureQuote], now: datetime, min_days: Decimal = MIN_DAYS_TO_EXPIRY
+) -> FutureQuote | None:
+    """The nearest dated future with at least `min_days` left."""
+    eligible = [f for f in futures if (f.expiry - now) >= timedelta(days=float(min_days))]
+    return min(eligible, key=lambda f: f.expiry, default=None)
+
+
+def annualized_premium(market: AssetMarket, now: datetime) -> tuple[Decimal, str] | None:
+    """Seed 002's premium: the nearest dated future's basis, else the perp funding annualized."""
+    if market.spot is not None:
+        future = nearest_future(market.futures, now)
+        if future is not None:
+            apr = basis_apr(future.price, market.spot.price, future.expiry, now)
+            if apr is not None:
+                return apr, f"basis of {future.symbol}"
+    if market.perp is not None:
+        return funding_apr(market.perp.funding_rate, market.perp.funding_interval_hours), (
+            f"funding of {market.perp.symbol}"
+        )
+    return None
+
+
+def log_returns(closes: Sequence[Close]) -> list[float]:
+    prices = [float(c.price) for c in closes]
+    return [math.log(b / a) for a, b in itertools.pairwise(prices) if a > 0 and b > 0]
+
+
+def realized_vol(closes: Sequence[Close], days: int) -> Decimal | None:
+    """Annualized stdev of the last `days` daily log returns (365-day year); None if too short."""
+    returns = log_returns(closes[-(days + 1) :])
+    if len(returns) < max(2, days - 1):
+        return None
+    mean = sum(returns) / len(returns)
+    variance = sum((r - mean) ** 2 for r in returns) / (len(returns) - 1)
+    return Decimal(str(round(math.sqrt(variance) * math.sqrt(365), 10)))
+
+
+def vol_ratio(closes: Sequence[Close], short_days: int = 7, long_days: int = 30) -> Decimal | None:
+    """Short-window volatility over the long-window baseline (2 = doubled)."""
+    short, long = realized_vol(closes, short_days), realized_vol(closes, long_days)
+    if short is None or long is None or long == 0:
+        return None
+    return short / long
+
+
+def print_intervals(perp: PerpQuote) -> list[tuple[FundingPrint, Decimal]]:
+    """Each settled print with its own interval: the gap to the previous print, else the quote's."""
+    out: list[tuple[FundingPrint, Decimal]] = []
+    previous: datetime | None = None
+    for p in sorted(perp.funding_history, key=lambda p: p.time):
+        interval = perp.funding_interval_hours
+        if previous is not None:
+            gap = Decimal((p.time - previous).total_seconds()) / Decimal(3600)
+            if Decimal(1) <= gap <= Decimal(8):
+                interval = gap.quantize(Decimal(1))
+        out.append((p, interval))
+        previous = p.time
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Held:
+    """The verdict on "held for N days": whether it held, and the numbers behind it."""
+
+    held: bool
+    prints: int
+    share: Decimal
+    mean: Decimal | None
+
+    def describe(self, unit: str = "") -> str:
+        mean = "n/a" if self.mean is None else f"{self.mean:.4%}".replace("%", "%" + unit)
+        return f"{self.prints} prints, {self.share:.0%} past the threshold, mean {mean}"
+
+
+def held(
+    values: Sequence[tuple[datetime, Decimal]],
+    now: datetime,
+    window_days: int,
+    threshold: Decimal,
+    direction: Literal["above", "below"],
+    rule: Persistence,
+) -> Held:
+    """Whether `values` stayed above/below `threshold` over the last `window_days`, per `rule`."""
+    start = now - timedelta(days=window_days)
+    window = [v for t, v in values if start < t <= now]
+    if not window:
+        return Held(False, 0, ZERO, None)
+    passing = [v for v in window if (v > threshold if direction == "above" else v < threshold)]
+    share = Decimal(len(passing)) / Decimal(len(window))
+    mean = sum(window, ZERO) / len(window)
+    # A window that only started filling cannot have "held for two weeks".
+    covered = (now - min(t for t, _ in values if start < t <= now)) >= timedelta(
+        days=window_days * 0.8
+    )
+    if len(window) < rule.min_prints or not covered:
+        return Held(False, len(window), share, mean)
+    mean_ok = mean > threshold if direction == "above" else mean < threshold
+    ok = share == 1 if rule.mode == "every" else (mean_ok and share >= rule.min_share)
+    return Held(ok, len(window), share, mean)
+
+
+def funding_apr_series(perp: PerpQuote) -> list[tuple[datetime, Decimal]]:
+    """Settled prints as APRs, each annualized with its own interval."""
+    return [(p.time, funding_apr(p.rate, iv)) for p, iv in print_intervals(perp)]
+
+
+def funding_8h_series(perp: PerpQuote) -> list[tuple[datetime, Decimal]]:
+    """Settled prints restated per 8 hours, each with its own interval."""
+    return [(p.time, rate_per_8h(p.rate, iv)) for p, iv in print_intervals(perp)]
