@@ -68,3 +68,20 @@ def apply_fills(portfolio: Portfolio, fills: Iterable[Fill], quote: str) -> Port
     for fill in fills:
         portfolio = apply_fill(portfolio, fill, quote)
     return portfolio
+
+
+def funding_payment(position: Position, mark: Decimal, rate: Decimal) -> Decimal:
+    """Funding received (+) or paid (−) at one settlement: longs pay shorts when the rate is positive."""
+    return -position.base_units * mark * rate
+
+
+def variation_margin(position: Position, old_mark: Decimal, new_mark: Decimal) -> Decimal:
+    """Profit or loss of a futures position between two marks, settled in the quote currency."""
+    return position.base_units * (new_mark - old_mark)
+
+
+def credit(portfolio: Portfolio, amount: Decimal, quote: str) -> Portfolio:
+    """Add (or take) quote currency, e.g. funding or settled futures P&L."""
+    balances = dict(portfolio.balances)
+    balances[quote] = balances.get(quote, ZERO) + amount
+    return Portfolio(balances=balances, positions=portfolio.positions)
