@@ -1,0 +1,179 @@
+"""Reply → Telegram messages (HTML parse mode). Pure: no I/O, no `telegram` import.
+
+Also home of `pack_blocks`, the line packer that both renderers use to split long replies on
+line boundaries without ever cutting a tag or code block in two.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from chatbot.replies import Button, Reply
+
+MESSAGE_LIMIT = 4096
+CAPTION_LIMIT = 1024
+CALLBACK_DATA_LIMIT = 64
+BUTTONS_PER_ROW = 3
+
+
+@dataclass(frozen=True, slots=True)
+class Block:
+    """Lines that share one wrapper (e.g. "<pre>" … "</pre>"); the wrapper is repeated per chunk."""
+
+    lines: tuple[str, ...]  # raw text, escaped by the packer
+    open: str = ""
+    close: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class TelegramMessage:
+    """One sendMessage (or sendPhoto when `photo` is set, `text` then being the caption)."""
+
+    text: str
+    photo: bytes | None = None
+    filename: str = "chart.png"
+    keyboard: tuple[tuple[Button, ...], ...] = ()
+
+
+def utf16_len(text: str) -> int:
+    """Length as Telegram and Discord count it (UTF-16 code units); ≥ len(text)."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+def escape_html(text: str) -> str:
+    """Escape the three characters Telegram's HTML mode reserves."""
+    return html.escape(text, quote=False)
+
+
+def _hard_split(raw: str, budget: int, escape: Callable[[str], str]) -> list[str]:
+    """Cut one over-long line into pieces whose escaped form fits `budget`."""
+    pieces: list[str] = []
+    start, used = 0, 0
+    for i, ch in enumerate(raw):
+        # Escaping one character alone is its worst case (line-start rules included).
+        cost = utf16_len(escape(ch))
+        if used + cost > budget and i > start:
+            pieces.append(raw[start:i])
+            start, used = i, 0
+        used += cost
+    pieces.append(raw[start:])
+    return pieces
+
+
+def pack_blocks(
+    blocks: Sequence[Block], limit: int, escape: Callable[[str], str], sep: str = "\n"
+) -> list[str]:
+    """Join blocks into chunks of at most `limit` UTF-16 units, splitting only between lines.
+
+    Each chunk re-opens and closes the wrappers it uses, so every chunk is well formed on its
+    own; a single line longer than a chunk is cut, between characters, never inside an escape.
+    """
+    units: list[tuple[int, str]] = []  # (block index, escaped line)
+    for index, block in enumerate(blocks):
+        budget = limit - utf16_len(block.open + block.close)
+        if budget < 8:
+            raise ValueError(f"limit {limit} leaves no room inside {block.open!r}")
+        for raw in block.lines:
+            for piece in _hard_split(raw, budget, escape):
+                units.append((index, escape(piece)))
+
+    chunks: list[list[tuple[int, str]]] = []
+    current: list[tuple[int, str]] = []
+    size = 0
+    for index, line in units:
+        block = blocks[index]
+        if not current:
+            if not line.strip():
+                continue  # a chunk never starts with blank lines
+            cost = utf16_len(block.open + line + block.close)
+        elif current[-1][0] == index:
+            cost = utf16_len(sep + line)
+        else:
+            cost = utf16_len(sep + block.open + line + block.close)
+        if current and size + cost > limit:
+            chunks.append(current)
+            current, size = [], 0
+            if not line.strip():
+                continue
+            cost = utf16_len(block.open + line + block.close)
+        current.append((index, line))
+        size += cost
+    if current:
+        chunks.append(current)
+    rendered = (_render_chunk(chunk, blocks, sep) for chunk in chunks)
+    return [text for text in rendered if text.strip()]
+
+
+def _render_chunk(chunk: list[tuple[int, str]], blocks: Sequence[Block], sep: str) -> str:
+    while chunk and not chunk[-1][1].strip():
+        chunk = chunk[:-1]  # trailing blank lines only cost room
+    runs: list[tuple[int, list[str]]] = []
+    for index, line in chunk:
+        if runs and runs[-1][0] == index:
+            runs[-1][1].append(line)
+        else:
+            runs.append((index, [line]))
+    return sep.join(blocks[i].open + sep.join(lines) + blocks[i].close for i, lines in runs)
+
+
+def _lines(text: str) -> tuple[str, ...]:
+    return tuple(text.replace("\r\n", "\n").split("\n"))
+
+
+def reply_blocks(reply: Reply, *, with_title: bool = True) -> list[Block]:
+    """Title in bold, text as is, each table in its own <pre> block."""
+    blocks: list[Block] = []
+    if with_title and reply.title.strip():
+        blocks.append(Block(_lines(reply.title), "<b>", "</b>"))
+    if reply.text.strip():
+        blocks.append(Block(_lines(reply.text)))
+    blocks.extend(Block(_lines(t.as_text()), "<pre>", "</pre>") for t in reply.tables)
+    return blocks
+
+
+def keyboard_rows(buttons: Sequence[Button]) -> tuple[tuple[Button, ...], ...]:
+    """Buttons laid out in rows of at most three."""
+    return tuple(
+        tuple(buttons[i : i + BUTTONS_PER_ROW]) for i in range(0, len(buttons), BUTTONS_PER_ROW)
+    )
+
+
+def render_text(reply: Reply, limit: int = MESSAGE_LIMIT) -> list[str]:
+    """The reply's title, text and tables as HTML chunks of at most `limit` characters."""
+    return pack_blocks(reply_blocks(reply), limit, escape_html)
+
+
+def render(reply: Reply) -> list[TelegramMessage]:
+    """Text chunks first, then the image with its caption; the keyboard rides on the last one."""
+    chunks = render_text(reply)
+    return assemble(chunks, reply, caption_title=not chunks)
+
+
+def assemble(chunks: Sequence[str], reply: Reply, *, caption_title: bool) -> list[TelegramMessage]:
+    """Messages for text `chunks`, then the reply's image, with its keyboard on the last one."""
+    messages = [TelegramMessage(text=chunk) for chunk in chunks]
+    if reply.image is not None:
+        blocks = [Block(_lines(reply.image.caption))] if reply.image.caption.strip() else []
+        if caption_title and reply.title.strip():
+            blocks.insert(0, Block(_lines(reply.title), "<b>", "</b>"))
+        captions = pack_blocks(blocks, CAPTION_LIMIT, escape_html) or [""]
+        messages.append(
+            TelegramMessage(text=captions[0], photo=reply.image.png, filename=reply.image.filename)
+        )
+        messages.extend(TelegramMessage(text=extra) for extra in captions[1:])
+    if reply.buttons:
+        if not messages:
+            messages.append(TelegramMessage(text="Choose an action:"))
+        last = messages[-1]
+        messages[-1] = TelegramMessage(
+            last.text, last.photo, last.filename, keyboard_rows(reply.buttons)
+        )
+    return messages
+
+
+def short_notice(reply: Reply, limit: int = 200) -> str:
+    """A plain one-liner for callback answers (toasts show at most 200 characters)."""
+    first = next((ln.strip() for ln in reply.as_plain_text().splitlines() if ln.strip()), "")
+    return first if len(first) <= limit else first[: limit - 1] + "…"
