@@ -25,6 +25,7 @@ class Block:
     lines: tuple[str, ...]  # raw text, escaped by the packer
     open: str = ""
     close: str = ""
+    escape: Callable[[str], str] | None = None  # overrides the packer's escape for this block
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,9 +76,10 @@ def pack_blocks(
         budget = limit - utf16_len(block.open + block.close)
         if budget < 8:
             raise ValueError(f"limit {limit} leaves no room inside {block.open!r}")
+        esc = block.escape or escape
         for raw in block.lines:
-            for piece in _hard_split(raw, budget, escape):
-                units.append((index, escape(piece)))
+            for piece in _hard_split(raw, budget, esc):
+                units.append((index, esc(piece)))
 
     chunks: list[list[tuple[int, str]]] = []
     current: list[tuple[int, str]] = []
@@ -118,7 +120,7 @@ def _render_chunk(chunk: list[tuple[int, str]], blocks: Sequence[Block], sep: st
     return sep.join(blocks[i].open + sep.join(lines) + blocks[i].close for i, lines in runs)
 
 
-def _lines(text: str) -> tuple[str, ...]:
+def split_lines(text: str) -> tuple[str, ...]:
     return tuple(text.replace("\r\n", "\n").split("\n"))
 
 
@@ -126,10 +128,10 @@ def reply_blocks(reply: Reply, *, with_title: bool = True) -> list[Block]:
     """Title in bold, text as is, each table in its own <pre> block."""
     blocks: list[Block] = []
     if with_title and reply.title.strip():
-        blocks.append(Block(_lines(reply.title), "<b>", "</b>"))
+        blocks.append(Block(split_lines(reply.title), "<b>", "</b>"))
     if reply.text.strip():
-        blocks.append(Block(_lines(reply.text)))
-    blocks.extend(Block(_lines(t.as_text()), "<pre>", "</pre>") for t in reply.tables)
+        blocks.append(Block(split_lines(reply.text)))
+    blocks.extend(Block(split_lines(t.as_text()), "<pre>", "</pre>") for t in reply.tables)
     return blocks
 
 
@@ -155,9 +157,9 @@ def assemble(chunks: Sequence[str], reply: Reply, *, caption_title: bool) -> lis
     """Messages for text `chunks`, then the reply's image, with its keyboard on the last one."""
     messages = [TelegramMessage(text=chunk) for chunk in chunks]
     if reply.image is not None:
-        blocks = [Block(_lines(reply.image.caption))] if reply.image.caption.strip() else []
+        blocks = [Block(split_lines(reply.image.caption))] if reply.image.caption.strip() else []
         if caption_title and reply.title.strip():
-            blocks.insert(0, Block(_lines(reply.title), "<b>", "</b>"))
+            blocks.insert(0, Block(split_lines(reply.title), "<b>", "</b>"))
         captions = pack_blocks(blocks, CAPTION_LIMIT, escape_html) or [""]
         messages.append(
             TelegramMessage(text=captions[0], photo=reply.image.png, filename=reply.image.filename)
