@@ -19,6 +19,7 @@ from core.models import ZERO, Market, MarketSnapshot, Order, Portfolio, Proposal
 from core.portfolio import value_portfolio
 from core.rules.base import RuleContext, pct
 from core.rules.regimes import expected_carry
+from core.signals import basis_apr, funding_apr, nearest_future
 
 BPS = Decimal("0.0001")
 
@@ -73,9 +74,11 @@ class Planner:
         return self.rules.get(symbol) or default_rule(self.settings, asset)
 
     def _reason(self, triggers: tuple[Trigger, ...], asset: str, scope: str, target: Decimal) -> str:
-        rules = [t.rule for t in triggers if t.asset in (asset, None) or t.rule != "drift_band"]
+        own = [t.rule for t in triggers if t.asset in (asset, None)]
+        # Legs of assets that did not trigger ride along in the same batch (seed 003 §6.2).
+        why = ", ".join(dict.fromkeys(own)) if own else "batched with this rebalance"
         what = "spot" if scope == "spot" else "futures exposure"
-        return f"{asset} {what} to {pct(target, 1)} of value ({', '.join(dict.fromkeys(rules))})"
+        return f"{asset} {what} to {pct(target, 1)} of value ({why})"
 
     def _sized(self, d: _Draft) -> _Draft | None:
         rule = self.rule(d.symbol, d.asset)
@@ -114,7 +117,7 @@ class Planner:
                                  self._reason(triggers, asset, "spot", target)))
         return [d for d in map(self._sized, drafts) if d is not None]
 
-    def futures_drafts(self, ev: Evaluation, snapshot: MarketSnapshot,
+    def futures_drafts(self, ev: Evaluation, snapshot: MarketSnapshot, portfolio: Portfolio,
                        triggers: tuple[Trigger, ...]) -> list[_Draft]:
         v = ev.valuation
         drafts: list[_Draft] = []
@@ -128,12 +131,42 @@ class Planner:
                 continue
             if asset in ev.freshness.stale_perp:
                 continue
-            perp = market.perp
-            contracts = abs(delta) / (perp.mark * perp.contract_size)
-            drafts.append(_Draft("perp", perp.symbol, asset, "buy" if delta > 0 else "sell",
-                                 contracts, perp.mark, perp.contract_size,
-                                 self._reason(triggers, asset, "futures", target)))
+            reason = self._reason(triggers, asset, "futures", target)
+            # Exposure is delta valued at spot, so legs are sized in base units at the spot price:
+            # a basis trade then holds exactly as many units short as it holds spot.
+            unit_price = snapshot.price(asset) or market.perp.mark
+            for symbol, price, size, notional in self._legs(ev, snapshot, portfolio, asset, delta):
+                drafts.append(_Draft("future" if symbol != market.perp.symbol else "perp", symbol, asset,
+                                     "buy" if notional > 0 else "sell",
+                                     abs(notional) / (unit_price * size), price, size, reason))
         return [d for d in map(self._sized, drafts) if d is not None]
+
+    def _legs(self, ev: Evaluation, snapshot: MarketSnapshot, portfolio: Portfolio, asset: str,
+              delta: Decimal) -> list[tuple[str, Decimal, Decimal, Decimal]]:
+        """Where a futures change goes: new shorts to the better carry (dated basis or perp
+        funding), closing buys to dated shorts first so the locked basis is unwound in kind."""
+        market = snapshot.assets[asset]
+        perp = market.perp
+        assert perp is not None
+        perp_leg = (perp.symbol, perp.mark, perp.contract_size)
+        future = (None if asset in ev.freshness.stale_futures
+                  else nearest_future(market.futures, snapshot.as_of))
+        if delta < 0 and future is not None and market.spot is not None:
+            basis = basis_apr(future.price, market.spot.price, future.expiry, snapshot.as_of)
+            if basis is not None and basis > funding_apr(perp.funding_rate, perp.funding_interval_hours):
+                return [(future.symbol, future.price, future.contract_size, delta)]
+        legs: list[tuple[str, Decimal, Decimal, Decimal]] = []
+        if delta > 0:
+            for f in market.futures:
+                held = sum((p.contracts * p.contract_size * f.price for p in portfolio.positions
+                            if p.symbol == f.symbol and p.contracts < 0), ZERO)
+                take = min(delta, -held)
+                if take > 0:
+                    legs.append((f.symbol, f.price, f.contract_size, take))
+                    delta -= take
+        if delta != 0:
+            legs.append((*perp_leg, delta))
+        return legs
 
     def fund_buys(self, sells: list[_Draft], buys: list[_Draft], futures: list[_Draft],
                   portfolio: Portfolio) -> list[_Draft]:
@@ -153,6 +186,19 @@ class Planner:
                              f"{self.settings.quote}")
         scaled = [replace(d, amount=d.amount * scale) for d in buys]
         return [d for d in map(self._sized, scaled) if d is not None]
+
+    def afford_futures(self, sells: list[_Draft], futures: list[_Draft],
+                       portfolio: Portfolio) -> list[_Draft]:
+        """Drop the futures overlay when stablecoins cannot even pay its fees."""
+        c = self.settings.costs
+        cash = portfolio.balances.get(self.settings.quote, ZERO) + sum(
+            (d.amount * d.price * (1 - (c.spot_fee_bps + c.limit_offset_bps) * BPS) for d in sells), ZERO)
+        fees = sum((d.amount * d.price * d.contract_size * c.futures_fee_bps * BPS for d in futures), ZERO)
+        if fees <= cash:
+            return futures
+        self.warnings.append(f"not enough {self.settings.quote} to pay the futures fees: "
+                             "futures overlay left out")
+        return []
 
     def to_order(self, d: _Draft, leg: int) -> Order:
         c, rule = self.settings.costs, self.rule(d.symbol, d.asset)
@@ -183,12 +229,16 @@ def plan(
     planner = Planner(settings, market_rules)
     warnings = list(ev.warnings)
     orders: list[Order] = []
-    if ev.triggers and ev.freshness.any_spot_stale:
+    if ev.freshness.any_spot_stale:
         warnings.append("stale data: no orders proposed")
+    elif ev.valuation.value <= 0:
+        warnings.append("the portfolio has no value to rebalance: deposit stablecoins first")
     elif ev.triggers:
         spot = planner.spot_drafts(ev, snapshot, portfolio, ev.triggers) if "spot" in ev.scopes else []
-        futures = planner.futures_drafts(ev, snapshot, ev.triggers) if "futures" in ev.scopes else []
+        futures = (planner.futures_drafts(ev, snapshot, portfolio, ev.triggers)
+                   if "futures" in ev.scopes else [])
         sells = [d for d in spot if d.side == "sell"]
+        futures = planner.afford_futures(sells, futures, portfolio)
         buys = planner.fund_buys(sells, [d for d in spot if d.side == "buy"], futures, portfolio)
         orders = [planner.to_order(d, leg) for leg, d in enumerate([*sells, *buys, *futures])]
         warnings.extend(planner.warnings)

@@ -54,10 +54,12 @@ class Valuation:
 
 
 def position_price(position: Position, snapshot: MarketSnapshot) -> Decimal | None:
-    """Mark of the perp, price of the dated future, else the spot price of the asset."""
+    """The price that values a position's exposure: spot (delta terms), else the contract's own."""
     market = snapshot.assets.get(position.asset)
     if market is None:
         return None
+    if market.spot is not None:
+        return market.spot.price
     if market.perp is not None and market.perp.symbol == position.symbol:
         return market.perp.mark
     for future in market.futures:

@@ -93,8 +93,12 @@ def realized_vol(closes: Sequence[Close], days: int) -> Decimal | None:
 
 
 def vol_ratio(closes: Sequence[Close], short_days: int = 7, long_days: int = 30) -> Decimal | None:
-    """Short-window volatility over the long-window baseline (2 = doubled)."""
-    short, long = realized_vol(closes, short_days), realized_vol(closes, long_days)
+    """Short-window volatility over the baseline of the `long_days` before it (2 = doubled).
+
+    The baseline excludes the short window so that a spike is compared with what came before it.
+    """
+    short = realized_vol(closes, short_days)
+    long = realized_vol(closes[:-short_days], long_days)
     if short is None or long is None or long == 0:
         return None
     return short / long

@@ -43,9 +43,10 @@ def perp(asset: str, price: float, rate: float, interval_h: int = 8, history_day
 
 def asset(price: float, *, rate: float | None = 0.0001, interval_h: int = 8, history_rate=None,
           future: tuple[float, int] | None = None, vol: float = 0.02, spike_last: int = 0,
-          name: str = "BTC", as_of: datetime = AS_OF, age_s: int = 30) -> dict[str, Any]:
+          spike_vol: float = 0.08, name: str = "BTC", as_of: datetime = AS_OF, age_s: int = 30) -> dict[str, Any]:
     out: dict[str, Any] = {"spot": {"price": f"{price}", "timestamp": iso(as_of - timedelta(seconds=age_s))},
-                           "closes": closes(price, daily_vol=vol, spike_last=spike_last, end=as_of)}
+                           "closes": closes(price, daily_vol=vol, spike_last=spike_last,
+                                           spike_vol=spike_vol, end=as_of)}
     if rate is not None:
         out["perp"] = perp(name, price, rate, interval_h, history_rate=history_rate, as_of=as_of)
     if future is not None:
@@ -70,3 +71,39 @@ def snapshot(assets: dict[str, dict], balances: dict[str, float | str], *, fear_
                              "history": [[(as_of.date() - timedelta(days=d)).isoformat(), fear_greed]
                                          for d in range(3, -1, -1)]}
     return doc
+
+
+def settings_for(preset: str, assets: dict[str, dict] | None = None, **strategy: Any):
+    """Validated settings for a preset over the given assets (default: BTC alone, majors)."""
+    from core.config import settings_from_dict
+
+    assets = assets or {"BTC": {}}
+    return settings_from_dict({"strategy": {"preset": preset, **strategy}, "assets": assets})
+
+
+def run(doc: dict, settings, states=None):
+    """Parse, evaluate and plan one snapshot document; returns (evaluation, proposal)."""
+    import json
+    from decimal import Decimal
+
+    from core.evaluate import evaluate
+    from core.planner import plan
+    from core.snapshot_io import parse_snapshot
+
+    snap, portfolio, _ = parse_snapshot(json.loads(json.dumps(doc), parse_float=Decimal))
+    ev = evaluate(snap, portfolio, settings, states or {})
+    return ev, plan(ev, snap, portfolio, settings, strategy=settings.strategy.name, proposal_id="P-TEST")
+
+
+FOUR = {"BTC": {"bucket": "majors", "split": 0.6}, "ETH": {"bucket": "majors", "split": 0.4},
+        "SOL": {"bucket": "altcoins", "split": 0.5}, "XRP": {"bucket": "altcoins", "split": 0.5}}
+PRICES = {"BTC": 60000, "ETH": 3000, "SOL": 150, "XRP": 0.5}
+
+
+def four_assets(**kw: Any) -> dict[str, dict]:
+    return {a: asset(p, name=a, **kw) for a, p in PRICES.items()}
+
+
+def units(weights: dict[str, float], value: float = 100_000) -> dict[str, float]:
+    """Balances holding `weights` of `value` at PRICES (USDT for the quote)."""
+    return {a: (w * value / PRICES[a] if a in PRICES else w * value) for a, w in weights.items()}
