@@ -43,7 +43,8 @@ def perp(asset: str, price: float, rate: float, interval_h: int = 8, history_day
 
 def asset(price: float, *, rate: float | None = 0.0001, interval_h: int = 8, history_rate=None,
           future: tuple[float, int] | None = None, vol: float = 0.02, spike_last: int = 0,
-          spike_vol: float = 0.08, name: str = "BTC", as_of: datetime = AS_OF, age_s: int = 30) -> dict[str, Any]:
+          spike_vol: float = 0.08, name: str = "BTC", as_of: datetime = AS_OF,
+          age_s: int = 30) -> dict[str, Any]:
     out: dict[str, Any] = {"spot": {"price": f"{price}", "timestamp": iso(as_of - timedelta(seconds=age_s))},
                            "closes": closes(price, daily_vol=vol, spike_last=spike_last,
                                            spike_vol=spike_vol, end=as_of)}

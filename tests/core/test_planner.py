@@ -3,7 +3,8 @@
 import json
 from decimal import Decimal as D
 
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from core.evaluate import evaluate
 from core.planner import plan, simulate
@@ -17,7 +18,7 @@ CENT = D("0.01")
 def test_extreme_contango_shifts_70_30_spot_stable_to_50_50():
     s = settings_for("premium-daa")
     doc = snapshot({"BTC": asset(50000, rate=0.0002, future=(53082, 90))}, {"BTC": 1.4, "USDT": 30000})
-    ev, p = run(doc, s)
+    _ev, p = run(doc, s)
     [order] = p.orders
     assert (order.market, order.side) == ("spot", "sell")
     assert order.notional.quantize(D(1)) == D(20000)
@@ -65,7 +66,7 @@ def test_order_caps_limit_each_order_and_say_so():
 def test_stale_spot_quotes_produce_no_orders_and_a_warning():
     s = settings_for("premium-daa")
     doc = snapshot({"BTC": asset(50000, age_s=7200)}, {"BTC": 2, "USDT": 0})
-    ev, p = run(doc, s)
+    _ev, p = run(doc, s)
     assert not p.orders
     assert any("stale" in w for w in p.warnings)
 

@@ -58,7 +58,7 @@ def test_any_preset_value_can_be_overridden():
 
 
 def test_an_unknown_preset_is_named_with_the_choices():
-    with pytest.raises(ConfigError, match="strategy.preset 'yolo' is unknown; pick one of: accumulation"):
+    with pytest.raises(ConfigError, match=r"strategy.preset 'yolo' is unknown; pick one of: accumulation"):
         settings_for("yolo")
 
 
@@ -68,7 +68,7 @@ def test_an_allocation_that_does_not_add_up_names_the_fix():
 
 
 def test_a_misspelt_key_is_reported_as_unknown():
-    with pytest.raises(ConfigError, match="staleness.spot_secs: unknown key"):
+    with pytest.raises(ConfigError, match=r"staleness\.spot_secs: unknown key"):
         settings_from_dict({"assets": {"BTC": {}}, "staleness": {"spot_secs": 3}})
 
 

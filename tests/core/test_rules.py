@@ -62,7 +62,7 @@ def test_defensive_returns_to_spot_on_a_bottom_with_strongly_positive_funding():
     calm_bounce = asset(60000, rate=0.00012, vol=0.03, spike_last=7, spike_vol=0.01)
     # … and a low 45 days ago well below today's price
     calm_bounce["closes"][0][1] = "45000"
-    ev, p = run(snapshot({"BTC": calm_bounce}, {"BTC": 0.5, "USDT": 70000}), s)
+    ev, _p = run(snapshot({"BTC": calm_bounce}, {"BTC": 0.5, "USDT": 70000}), s)
     [t] = fired(ev, "recovery")
     assert t.state_to == "recovered" and "low" in t.explanation
     assert ev.targets.futures_weight("BTC") == D("-0.20")  # recovered table: 20% hedged yield
