@@ -58,12 +58,15 @@ class StoreBase:
             target.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StoreError(f"cannot create the folder for the store {target}: {exc}") from None
-        conn = sqlite3.connect(
-            str(target),
-            isolation_level=None,  # we issue BEGIN IMMEDIATE ourselves
-            check_same_thread=False,  # guarded by the store's lock
-            timeout=busy_timeout_ms / 1000,
-        )
+        try:
+            conn = sqlite3.connect(
+                str(target),
+                isolation_level=None,  # we issue BEGIN IMMEDIATE ourselves
+                check_same_thread=False,  # guarded by the store's lock
+                timeout=busy_timeout_ms / 1000,
+            )
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open the store {target}: {exc}; check its permissions") from None
         return cls._setup(conn, str(target), busy_timeout_ms, wal=True)
 
     @classmethod
