@@ -21,6 +21,8 @@ from core.config import ExchangeConfig, Settings
 from core.errors import ConfigError
 
 log = logging.getLogger(__name__)
+# ccxt logs request headers (the API key) and signed URLs at DEBUG: never let those through.
+_CCXT_LOG = logging.getLogger("ccxt.base.exchange")
 
 Client = Any  # a ccxt.async_support.Exchange; ccxt ships no type stubs
 
@@ -82,6 +84,8 @@ def build_client(cfg: ExchangeConfig, ccxt_id: str, *, spot_only: bool = False,
         **credentials(cfg),
         **(overrides or {}),
     }
+    if _CCXT_LOG.getEffectiveLevel() < logging.INFO:
+        _CCXT_LOG.setLevel(logging.INFO)
     client = cls(config)
     if cfg.sandbox:
         client.set_sandbox_mode(True)

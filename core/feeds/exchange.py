@@ -200,6 +200,7 @@ class _Poll:
 
     async def spot_quote(self, client: Client, symbol: str) -> SpotQuote:
         ticker = await self.request(lambda: client.fetch_ticker(symbol))
+        not_json(ticker, f"ticker for {symbol}")
         price = ticker_price(ticker)
         if price is None:
             raise MalformedResponse(f"ticker for {symbol} has no price")
@@ -225,6 +226,7 @@ class _Poll:
     async def future_quote(self, client: Client, market: dict) -> FutureQuote:
         symbol = market["symbol"]
         ticker = await self.request(lambda: client.fetch_ticker(symbol))
+        not_json(ticker, f"ticker for {symbol}")
         price = ticker_price(ticker) or dec(ticker.get("markPrice"))
         if price is None:
             raise MalformedResponse(f"ticker for {symbol} has no price")
@@ -268,6 +270,7 @@ class _Poll:
         rate_info = results[(asset, "funding")]
         if not isinstance(rate_info, dict):
             raise MalformedResponse(f"funding rate for {symbol} is not an object")
+        not_json(rate_info, f"funding rate for {symbol}")
         mark = dec(rate_info.get("markPrice")) or results.get((asset, "mark"))
         index = dec(rate_info.get("indexPrice")) or results.get((asset, "index"))
         rate = dec(rate_info.get("fundingRate"))
@@ -282,6 +285,12 @@ class _Poll:
         stamp = ms_to_dt(rate_info["timestamp"]) if rate_info.get("timestamp") else self.now
         size = dec(fut.market(symbol).get("contractSize")) or ONE
         return PerpQuote(symbol, mark, index, rate, interval, stamp, history, next_time, size)
+
+
+def not_json(answer: Any, what: str) -> None:
+    """ccxt hands a body that is not JSON through as `info`: name that, not a missing field."""
+    if isinstance(answer, dict) and isinstance(answer.get("info"), str):
+        raise MalformedResponse(f"{what}: the answer is not the JSON expected ({answer['info'][:60]!r})")
 
 
 def ticker_price(ticker: Any) -> Decimal | None:
@@ -318,7 +327,8 @@ def parse_interval(value: Any) -> Decimal | None:
     match = re.fullmatch(r"(\d+(?:\.\d+)?)([mhd])", str(value or "").strip())
     if not match:
         return None
-    hours = Decimal(match[1]) * {"m": Decimal(1) / 60, "h": ONE, "d": Decimal(24)}[match[2]]
+    amount = Decimal(match[1])
+    hours = amount / 60 if match[2] == "m" else amount * (24 if match[2] == "d" else 1)
     return hours if hours > 0 else None
 
 

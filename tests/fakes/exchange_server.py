@@ -553,6 +553,14 @@ def _register_binance(ex: FakeExchange) -> None:
     ex.route("GET", BINANCE_SPOT, "/api/v3/klines")(klines)
     ex.route("GET", BINANCE_FAPI, "/fapi/v1/klines")(klines)
 
+    async def nothing_recorded(req: FakeRequest) -> Any:
+        # With API keys ccxt also loads these signed lists; none was recorded, so: empty lists.
+        return []
+
+    ex.route("GET", BINANCE_SPOT, "/sapi/v1/capital/config/getall")(nothing_recorded)
+    ex.route("GET", BINANCE_SPOT, "/sapi/v1/margin/allPairs")(nothing_recorded)
+    ex.route("GET", BINANCE_SPOT, "/sapi/v1/margin/isolated/allPairs")(nothing_recorded)
+
 
 # ── Bybit (v5) ──────────────────────────────────────────────────────────────────────────────
 
