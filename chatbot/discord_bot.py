@@ -20,6 +20,7 @@ from chatbot.delivery import DeliveryError
 from chatbot.discord_render import DiscordMessage, plain_notice, render
 from chatbot.dispatch import CommandSpec, Dispatcher
 from chatbot.replies import Button, Caller, Reply
+from chatbot.telegram_render import clean
 from core.config import DiscordConfig
 
 log = logging.getLogger(__name__)
@@ -60,7 +61,7 @@ class ReplyView(discord.ui.View):
         self.where: tuple[int, int] | None = None  # (channel id, message id), set once sent
         for button in buttons[:25]:
             item: discord.ui.Button[ReplyView] = discord.ui.Button(
-                label=button.label[:80], style=_STYLES.get(button.style, _STYLES["secondary"])
+                label=clean(button.label)[:80] or "…", style=_STYLES.get(button.style, _STYLES["secondary"])
             )
             item.callback = self._pressed(button.action)  # type: ignore[method-assign]
             self.add_item(item)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import discord
 
 from chatbot.replies import Button, Reply
-from chatbot.telegram_render import Block, pack_blocks, split_lines, utf16_len
+from chatbot.telegram_render import Block, clean, pack_blocks, split_lines, utf16_len
 
 TITLE_LIMIT = 256
 DESCRIPTION_LIMIT = 4096
@@ -89,7 +89,7 @@ def _size(embed: discord.Embed) -> int:
 def render(reply: Reply) -> list[DiscordMessage]:
     """Embeds grouped into messages within Discord's limits; image and buttons on the last one."""
     colour = COLOURS.get(reply.level, COLOURS["info"])
-    title = _clip(reply.title.strip(), TITLE_LIMIT) or None
+    title = _clip(clean(reply.title.strip()), TITLE_LIMIT) or None
     embeds = [discord.Embed(description=chunk, colour=colour) for chunk in description_chunks(reply)]
     if not embeds and (title or reply.image is not None or reply.buttons):
         embeds.append(discord.Embed(colour=colour))
@@ -99,7 +99,7 @@ def render(reply: Reply) -> list[DiscordMessage]:
     file = None
     if reply.image is not None:
         name = safe_filename(reply.image.filename)
-        caption = _clip(reply.image.caption.strip(), FOOTER_LIMIT)
+        caption = _clip(clean(reply.image.caption.strip()), FOOTER_LIMIT)
         if _size(embeds[-1]) + utf16_len(caption) > MESSAGE_EMBED_TOTAL:
             embeds.append(discord.Embed(colour=colour))  # the caption needs an embed of its own
         embeds[-1].set_image(url=f"attachment://{name}")
@@ -125,4 +125,4 @@ def render(reply: Reply) -> list[DiscordMessage]:
 
 def plain_notice(reply: Reply, limit: int = 2000) -> str:
     """The reply as one short plain message (ephemeral refusals, apologies)."""
-    return _clip(reply.as_plain_text().strip() or "…", limit)
+    return _clip(clean(reply.as_plain_text().strip()) or "…", limit)

@@ -52,6 +52,7 @@ from chatbot.telegram_render import (
     MESSAGE_LIMIT,
     TelegramMessage,
     assemble,
+    clean,
     keyboard_rows,
     render,
     render_text,
@@ -76,9 +77,10 @@ class ActionCodec:
         self._capacity = capacity
 
     def encode(self, action: str) -> str:
-        if len(action.encode()) <= CALLBACK_DATA_LIMIT and not action.startswith("#"):
+        raw = action.encode("utf-8", "surrogatepass")
+        if len(raw) <= CALLBACK_DATA_LIMIT and not action.startswith("#") and clean(action) == action:
             return action
-        key = "#" + hashlib.sha256(action.encode()).hexdigest()[:40]
+        key = "#" + hashlib.sha256(raw).hexdigest()[:40]
         self._long[key] = action
         self._long.move_to_end(key)
         while len(self._long) > self._capacity:
@@ -94,7 +96,7 @@ def keyboard(rows: Sequence[Sequence[Button]], codec: ActionCodec) -> InlineKeyb
     if not rows:
         return None
     return InlineKeyboardMarkup(
-        [[InlineKeyboardButton(b.label, callback_data=codec.encode(b.action)) for b in row]
+        [[InlineKeyboardButton(clean(b.label) or "…", callback_data=codec.encode(b.action)) for b in row]
          for row in rows]
     )
 

@@ -7,6 +7,7 @@ line boundaries without ever cutting a tag or code block in two.
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -16,6 +17,7 @@ MESSAGE_LIMIT = 4096
 CAPTION_LIMIT = 1024
 CALLBACK_DATA_LIMIT = 64
 BUTTONS_PER_ROW = 3
+_SURROGATES = re.compile("[\ud800-\udfff]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +42,12 @@ class TelegramMessage:
 
 def utf16_len(text: str) -> int:
     """Length as Telegram and Discord count it (UTF-16 code units); ≥ len(text)."""
-    return len(text.encode("utf-16-le")) // 2
+    return len(text) + sum(1 for ch in text if ord(ch) > 0xFFFF)
+
+
+def clean(text: str) -> str:
+    """Replace lone surrogates, which no API can encode, with U+FFFD."""
+    return _SURROGATES.sub("\ufffd", text)
 
 
 def escape_html(text: str) -> str:
@@ -121,7 +128,7 @@ def _render_chunk(chunk: list[tuple[int, str]], blocks: Sequence[Block], sep: st
 
 
 def split_lines(text: str) -> tuple[str, ...]:
-    return tuple(text.replace("\r\n", "\n").split("\n"))
+    return tuple(clean(text).replace("\r\n", "\n").split("\n"))
 
 
 def reply_blocks(reply: Reply, *, with_title: bool = True) -> list[Block]:
@@ -149,6 +156,8 @@ def render_text(reply: Reply, limit: int = MESSAGE_LIMIT) -> list[str]:
 
 def render(reply: Reply) -> list[TelegramMessage]:
     """Text chunks first, then the image with its caption; the keyboard rides on the last one."""
+    if reply.image is not None and not (reply.text.strip() or reply.tables):
+        return assemble([], reply, caption_title=True)  # a lone title belongs in the caption
     chunks = render_text(reply)
     return assemble(chunks, reply, caption_title=not chunks)
 
