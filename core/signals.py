@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from collections.abc import Sequence
@@ -11,11 +12,18 @@ from decimal import Decimal
 from typing import Literal
 
 from core.config import Persistence
+from core.memo import SameInputMemo
 from core.models import ZERO, AssetMarket, Close, FundingPrint, FutureQuote, PerpQuote
 
 HOURS_PER_YEAR = Decimal(8760)
 DAYS_PER_YEAR = Decimal(365)
 MIN_DAYS_TO_EXPIRY = Decimal(7)
+
+
+# Replayed snapshots are shared by every run of a backtest: see core/memo.py.
+_VOL_RATIOS: SameInputMemo[Decimal | None] = SameInputMemo()
+_FUNDING_SERIES: SameInputMemo[tuple] = SameInputMemo()
+_INTERVALS: SameInputMemo[list] = SameInputMemo()
 
 
 def funding_apr(rate: Decimal, interval_hours: Decimal) -> Decimal:
@@ -97,6 +105,13 @@ def vol_ratio(closes: Sequence[Close], short_days: int = 7, long_days: int = 30)
 
     The baseline excludes the short window so that a spike is compared with what came before it.
     """
+    if isinstance(closes, tuple):  # immutable: safe to remember by identity
+        return _VOL_RATIOS.get((closes,), (short_days, long_days),
+                               lambda: _vol_ratio(closes, short_days, long_days))
+    return _vol_ratio(closes, short_days, long_days)
+
+
+def _vol_ratio(closes: Sequence[Close], short_days: int, long_days: int) -> Decimal | None:
     short = realized_vol(closes, short_days)
     long = realized_vol(closes[:-short_days], long_days)
     if short is None or long is None or long == 0:
@@ -106,17 +121,30 @@ def vol_ratio(closes: Sequence[Close], short_days: int = 7, long_days: int = 30)
 
 def print_intervals(perp: PerpQuote) -> list[tuple[FundingPrint, Decimal]]:
     """Each settled print with its own interval: the gap to the previous print, else the quote's."""
+    if not isinstance(perp.funding_history, tuple):  # only an immutable history is remembered
+        return _print_intervals(perp)
+    return list(_INTERVALS.get((perp,), (), lambda: _print_intervals(perp)))
+
+
+def _print_intervals(perp: PerpQuote) -> list[tuple[FundingPrint, Decimal]]:
     out: list[tuple[FundingPrint, Decimal]] = []
     previous: datetime | None = None
     for p in sorted(perp.funding_history, key=lambda p: p.time):
         interval = perp.funding_interval_hours
         if previous is not None:
-            gap = Decimal((p.time - previous).total_seconds()) / Decimal(3600)
-            if Decimal(1) <= gap <= Decimal(8):
-                interval = gap.quantize(Decimal(1))
+            gap = _gap_interval((p.time - previous).total_seconds())
+            if gap is not None:
+                interval = gap
         out.append((p, interval))
         previous = p.time
     return out
+
+
+@functools.lru_cache(maxsize=256)
+def _gap_interval(seconds: float) -> Decimal | None:
+    """The whole-hour interval a gap between prints stands for, if it is 1-8 hours."""
+    gap = Decimal(seconds) / Decimal(3600)
+    return gap.quantize(Decimal(1)) if Decimal(1) <= gap <= Decimal(8) else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,9 +190,17 @@ def held(
 
 def funding_apr_series(perp: PerpQuote) -> list[tuple[datetime, Decimal]]:
     """Settled prints as APRs, each annualized with its own interval."""
-    return [(p.time, funding_apr(p.rate, iv)) for p, iv in print_intervals(perp)]
+    def compute() -> tuple:
+        return tuple((p.time, funding_apr(p.rate, iv)) for p, iv in print_intervals(perp))
+    if not isinstance(perp.funding_history, tuple):
+        return list(compute())
+    return list(_FUNDING_SERIES.get((perp,), ("apr",), compute))  # a fresh list every call
 
 
 def funding_8h_series(perp: PerpQuote) -> list[tuple[datetime, Decimal]]:
     """Settled prints restated per 8 hours, each with its own interval."""
-    return [(p.time, rate_per_8h(p.rate, iv)) for p, iv in print_intervals(perp)]
+    def compute() -> tuple:
+        return tuple((p.time, rate_per_8h(p.rate, iv)) for p, iv in print_intervals(perp))
+    if not isinstance(perp.funding_history, tuple):
+        return list(compute())
+    return list(_FUNDING_SERIES.get((perp,), ("8h",), compute))

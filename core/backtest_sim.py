@@ -1,0 +1,201 @@
+"""One simulated paper book stepping through replayed days with the live bot's own pieces.
+
+Each day: settle the futures (funding prints since the last step, variation margin to the new
+mark), cover a margin shortfall if the quote balance went negative, then evaluate → plan →
+paper_fill → apply_fills exactly as the bot and its paper broker do. The backtest and the demo
+both drive this class; neither re-implements a rule.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+
+from core.book import Fill, apply_fill, credit, funding_payment, variation_margin
+from core.config import Settings, Strategy
+from core.errors import ExecutionError
+from core.evaluate import Evaluation, evaluate
+from core.fills import paper_fill
+from core.models import ZERO, MarketSnapshot, Order, Portfolio, Position, Proposal
+from core.planner import plan
+from core.portfolio import position_price, value_portfolio
+from core.replay import Replay
+from core.rules import RuleState
+
+BPS = Decimal("0.0001")
+# A forced sale covers the shortfall plus this margin, so fees and slippage do not leave it short.
+COVER_BUFFER = Decimal("1.01")
+
+
+@dataclass
+class Ledger:
+    """Running totals of one simulated book, in the quote currency."""
+
+    fees: Decimal = ZERO
+    slippage: Decimal = ZERO
+    funding: Decimal = ZERO
+    futures_pnl: Decimal = ZERO
+    traded: Decimal = ZERO
+    orders: int = 0
+    unfilled: int = 0
+    rebalances: int = 0
+    proposals: int = 0
+    margin_calls: int = 0
+    triggers: dict[str, int] = field(default_factory=dict)
+    regime_days: dict[str, dict[str, int]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+class Simulation:
+    """A paper book driven through snapshots; every money movement goes through core.book."""
+
+    def __init__(self, settings: Settings, strategy: Strategy, replay: Replay,
+                 initial: Portfolio) -> None:
+        self.settings = settings
+        self.strategy = strategy
+        self.replay = replay
+        self.quote = settings.quote
+        self.portfolio = initial
+        self.states: Mapping[str, RuleState] = {}
+        self.ledger = Ledger()
+        self.marks: dict[str, Decimal] = {}
+        self.last_as_of: datetime | None = None
+        self.bankrupt = False
+
+    # ── futures settlement ───────────────────────────────────────────────────────────────────
+
+    def settle(self, snap: MarketSnapshot) -> None:
+        """Funding prints settled since the last step and variation margin to today's marks."""
+        if self.portfolio.positions and self.last_as_of is not None:
+            total = ZERO
+            for pos in self.portfolio.positions:
+                mark = position_price(pos, snap)
+                if mark is None:
+                    continue
+                if pos.market == "perp":
+                    for p in self.replay.funding_between(pos.symbol, self.last_as_of, snap.as_of):
+                        paid = funding_payment(pos, mark, p.rate)
+                        self.ledger.funding += paid
+                        total += paid
+                old = self.marks.get(pos.symbol, mark)
+                pnl = variation_margin(pos, old, mark)
+                self.ledger.futures_pnl += pnl
+                total += pnl
+                self.marks[pos.symbol] = mark
+            if total:
+                self.portfolio = credit(self.portfolio, total, self.quote)
+        self.last_as_of = snap.as_of
+        if self.portfolio.balances.get(self.quote, ZERO) < 0:
+            self._cover(snap)
+
+    def _cover(self, snap: MarketSnapshot) -> None:
+        """Sell spot (largest holding first) to bring a negative quote balance back to zero.
+
+        This is the margin call an exchange would make on a losing short; it is counted.
+        """
+        costs = self.settings.costs
+        shortfall = -self.portfolio.balances[self.quote]
+        self.ledger.margin_calls += 1
+        held = sorted(((amount * price, asset, amount, price)
+                       for asset, amount in self.portfolio.balances.items()
+                       if asset != self.quote and amount > 0
+                       and (price := snap.price(asset)) is not None), reverse=True)
+        # Bridge the shortfall while selling, so that no single sale sees a negative balance;
+        # the same amount is taken back once the sales are booked.
+        self.portfolio = credit(self.portfolio, shortfall, self.quote)
+        needed = shortfall * COVER_BUFFER
+        for _value, asset, amount, price in held:
+            if needed <= 0:
+                break
+            net = price * (1 - costs.slippage_bps * BPS) * (1 - costs.spot_fee_bps * BPS)
+            units = min(amount, needed / net)
+            order = Order(market="spot", symbol=self._spot_symbol(asset), asset=asset, side="sell",
+                          amount=units, notional=units * price, limit_price=ZERO,
+                          reason="margin call: cover the futures loss")
+            fill = paper_fill(order, price, costs)
+            if fill is not None:
+                self._book(fill, price)
+                needed -= units * net
+        self.portfolio = credit(self.portfolio, -shortfall, self.quote)
+        if self.portfolio.balances.get(self.quote, ZERO) < 0:
+            self.bankrupt = True
+            self.ledger.notes.append(f"the book ran out of collateral on {snap.as_of:%Y-%m-%d}")
+
+    def _spot_symbol(self, asset: str) -> str:
+        return self.settings.spot_symbol(asset) if asset in self.settings.assets else f"{asset}/{self.quote}"
+
+    # ── one decision ─────────────────────────────────────────────────────────────────────────
+
+    def evaluate(self, snap: MarketSnapshot) -> Evaluation:
+        """The live evaluate(); rule states carry to the next day and regime days are counted."""
+        ev = evaluate(snap, self.portfolio, self.settings, self.states, strategy=self.strategy)
+        self.states = ev.states
+        regimes = self.ledger.regime_days
+        for key, state in ev.states.items():
+            rule = key.split(":", 1)[0]
+            counts = regimes.setdefault(rule, {})
+            counts[state.state] = counts.get(state.state, 0) + 1
+        for t in ev.triggers:
+            self.ledger.triggers[t.rule] = self.ledger.triggers.get(t.rule, 0) + 1
+        return ev
+
+    def propose(self, ev: Evaluation, snap: MarketSnapshot, proposal_id: str) -> Proposal:
+        self.ledger.proposals += 1
+        return plan(ev, snap, self.portfolio, self.settings, strategy=self.strategy.name,
+                    proposal_id=proposal_id)
+
+    def execute(self, proposal: Proposal, snap: MarketSnapshot) -> list[Fill]:
+        """Fill each order with the paper fill model at the snapshot's price, spot legs first."""
+        fills: list[Fill] = []
+        for order in proposal.orders:
+            price = _market_price(order, snap)
+            fill = None if price is None else paper_fill(order, price, self.settings.costs)
+            if fill is None:
+                self.ledger.unfilled += 1
+                continue
+            try:
+                self._book(fill, price)
+            except ExecutionError as exc:
+                self.ledger.unfilled += 1
+                self.ledger.notes.append(f"{snap.as_of:%Y-%m-%d} {order.symbol}: {exc}")
+                continue
+            fills.append(fill)
+        if fills:
+            self.ledger.rebalances += 1
+        if self.portfolio.balances.get(self.quote, ZERO) < 0:
+            # Futures slippage is settled in cash and the planner only budgets their fees.
+            self._cover(snap)
+        return fills
+
+    def _book(self, fill: Fill, market: Decimal) -> None:
+        order = fill.order
+        self.portfolio = apply_fill(self.portfolio, fill, self.quote)
+        self.ledger.orders += 1
+        self.ledger.fees += fill.fee
+        self.ledger.traded += fill.notional
+        size = order.contract_size if order.market != "spot" else Decimal(1)
+        self.ledger.slippage += abs(fill.price - market) * fill.amount * size
+        if order.market != "spot":
+            # The futures leg opened at the fill price but is marked at the market: the
+            # difference is its slippage, settled now as variation margin.
+            signed = fill.amount if order.side == "buy" else -fill.amount
+            pnl = variation_margin(Position(order.symbol, signed, size), fill.price, market)
+            self.portfolio = credit(self.portfolio, pnl, self.quote)
+            self.ledger.futures_pnl += pnl
+            self.marks[order.symbol] = market
+
+    def value(self, snap: MarketSnapshot) -> Decimal:
+        return value_portfolio(self.portfolio, snap, self.settings.stablecoins).value
+
+
+def _market_price(order: Order, snap: MarketSnapshot) -> Decimal | None:
+    if order.market == "spot":
+        return snap.price(order.asset)
+    market = snap.assets.get(order.asset)
+    if market is None:
+        return None
+    if market.perp is not None and market.perp.symbol == order.symbol:
+        return market.perp.mark
+    return next((f.price for f in market.futures if f.symbol == order.symbol), None)

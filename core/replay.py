@@ -1,0 +1,202 @@
+"""Replaying a `HistoryFrame` as the market snapshots the live bot would have seen, one per day.
+
+Day D's snapshot is taken at the end of D (`as_of` = D+1 00:00 UTC): spot is D's close, the
+perpetual carries the funding prints settled in the window up to and including `as_of` (its
+rate is the latest print), closes and Fear & Greed cover the same window. A day with no close
+for an asset repeats the last close with its own (old) timestamp, so evaluate() marks it stale
+and no order is proposed from it. Nothing here reads files except `load_perp_closes`.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections.abc import Mapping, Sequence
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+from core.config import Settings
+from core.history_csv import BASIS_FILE, HistoryFrame, read_basis
+from core.models import (
+    AssetMarket,
+    Close,
+    FearGreed,
+    FundingPrint,
+    MarketSnapshot,
+    PerpQuote,
+    SpotQuote,
+)
+
+EPSILON = timedelta(microseconds=1)
+DEFAULT_INTERVAL = Decimal(8)
+# A perpetual counts as listed on a day only if it printed funding within this time.
+PERP_ALIVE = timedelta(hours=24)
+
+
+def as_of_for(day: date) -> datetime:
+    """The moment a day's snapshot is taken: the end of that UTC day (its close)."""
+    return datetime.combine(day + timedelta(days=1), time(), UTC)
+
+
+def funding_days_needed(settings: Settings) -> int:
+    """Days of funding prints every persistence rule of the strategy looks at, plus one."""
+    r = settings.strategy.rules
+    holds = [r.funding_regime.hold_days, r.funding_regime.exit_hold_days, r.recovery.hold_days,
+             r.funding_extreme.hold_days, r.negative_funding.hold_days]
+    # One spare day so that the first print inside a window still has its predecessor, from
+    # which its own interval is measured: verdicts are then the same as with a longer history.
+    return max(holds) + 2
+
+
+def closes_days_needed(settings: Settings) -> int:
+    """Days of closes the volatility and recovery rules look at, plus one."""
+    r = settings.strategy.rules
+    # The volatility baseline is the `long_days` before the short window (signals.vol_ratio);
+    # the recovery rule uses the default 7/30 windows.
+    vol = r.volatility_spike.short_days + r.volatility_spike.long_days + 1
+    return max(r.recovery.low_window_days, vol, 7 + 30 + 1) + 1
+
+
+def window_days(settings: Settings) -> int:
+    """What a live snapshot carries: `feeds.history_days`, widened to what the rules need."""
+    return max(settings.feeds.history_days, funding_days_needed(settings), closes_days_needed(settings))
+
+
+def load_perp_closes(
+    folder: Path, assets: Sequence[str], start: date, end: date
+) -> dict[str, dict[date, Decimal]]:
+    """Daily perpetual closes per asset from perp_spot_basis_daily.csv (empty if the file is absent)."""
+    folder = Path(folder)
+    derived = folder / "derived" if (folder / "derived").is_dir() else folder
+    path = derived / BASIS_FILE
+    wanted = {a.upper() for a in assets}
+    out: dict[str, dict[date, Decimal]] = {a: {} for a in wanted}
+    if not path.is_file():
+        return out
+    for asset, day, _spot, perp, _basis in read_basis(path):
+        if asset in wanted and start <= day <= end:
+            out[asset][day] = perp
+    return out
+
+
+class Replay:
+    """Per-day snapshots of one frame for one asset universe, built cheaply and cached.
+
+    Close series are built once and sliced per day, funding windows are bisected, so a day
+    costs a few small objects; the same snapshot object is reused by every run sharing this
+    replay (all presets, baselines and sweeps).
+    """
+
+    def __init__(
+        self,
+        frame: HistoryFrame,
+        settings: Settings,
+        perp_closes: Mapping[str, Mapping[date, Decimal]] | None = None,
+        *,
+        funding_days: int | None = None,
+        closes_days: int | None = None,
+    ) -> None:
+        self.frame = frame
+        self.quote = settings.quote
+        self.funding_days = funding_days or window_days(settings)
+        self.closes_days = closes_days or window_days(settings)
+        self.assets = tuple(a for a in settings.assets if a in frame.closes)
+        self.perp_symbols = {
+            a: s for a in self.assets if (s := settings.perp_symbol(a)) and s in frame.funding
+        }
+        self.perp_closes = perp_closes or {}
+        self._closes: dict[str, tuple[Close, ...]] = {}
+        self._close_days: dict[str, tuple[date, ...]] = {}
+        for asset in self.assets:
+            series = tuple(
+                Close(d, p) for d, p in zip(frame.days, frame.closes[asset], strict=True) if p is not None
+            )
+            self._closes[asset] = series
+            self._close_days[asset] = tuple(c.day for c in series)
+        self._fg_days = tuple(sorted(frame.fear_greed))
+        self._fg_values = tuple(frame.fear_greed[d] for d in self._fg_days)
+        self._cache: dict[date, MarketSnapshot] = {}
+
+    def trading_days(self, start: date | None = None, end: date | None = None) -> tuple[date, ...]:
+        """Days in [start, end] from the first day on which every asset has a close."""
+        first = max((s[0].day for s in self._closes.values() if s), default=None)
+        if first is None or len(self._closes) < len(self.assets) or not self.assets:
+            return ()
+        lo = max(first, start) if start else first
+        return tuple(d for d in self.frame.days if d >= lo and (end is None or d <= end))
+
+    def _spot(self, asset: str, day: date) -> tuple[SpotQuote, tuple[Close, ...]] | None:
+        days = self._close_days[asset]
+        stop = bisect_right(days, day)
+        if stop == 0:
+            return None
+        series = self._closes[asset]
+        last = series[stop - 1]
+        first = bisect_right(days, day - timedelta(days=self.closes_days), 0, stop)
+        return SpotQuote(last.price, as_of_for(last.day)), series[first:stop]
+
+    def _perp(self, asset: str, as_of: datetime, index: Decimal, day: date) -> PerpQuote | None:
+        symbol = self.perp_symbols.get(asset)
+        if symbol is None:
+            return None
+        prints = self.frame.funding_between(
+            symbol, as_of - timedelta(days=self.funding_days) + EPSILON, as_of + EPSILON
+        )
+        if not prints or prints[-1].time <= as_of - PERP_ALIVE:
+            return None
+        interval = DEFAULT_INTERVAL
+        if len(prints) > 1:
+            gap = Decimal((prints[-1].time - prints[-2].time).total_seconds()) / 3600
+            if 1 <= gap <= 8:
+                interval = gap.quantize(Decimal(1))
+        mark = self.perp_closes.get(asset, {}).get(day, index)
+        return PerpQuote(symbol=symbol, mark=mark, index=index, funding_rate=prints[-1].rate,
+                         funding_interval_hours=interval, timestamp=as_of, funding_history=prints)
+
+    def _fear_greed(self, day: date) -> FearGreed | None:
+        stop = bisect_right(self._fg_days, day)
+        if stop == 0:
+            return None
+        first = bisect_right(self._fg_days, day - timedelta(days=self.funding_days), 0, stop)
+        last = self._fg_days[stop - 1]
+        history = tuple(zip(self._fg_days[first:stop], self._fg_values[first:stop], strict=True))
+        # alternative.me stamps each value at the start of its day.
+        return FearGreed(self._fg_values[stop - 1], datetime.combine(last, time(), UTC), history)
+
+    def snapshot(self, day: date) -> MarketSnapshot:
+        """The market as the bot would have seen it at the end of `day`."""
+        cached = self._cache.get(day)
+        if cached is not None:
+            return cached
+        as_of = as_of_for(day)
+        assets: dict[str, AssetMarket] = {}
+        for asset in self.assets:
+            found = self._spot(asset, day)
+            if found is None:
+                continue  # not listed yet: the asset is not part of this day's market
+            spot, closes = found
+            perp = self._perp(asset, as_of, spot.price, day)
+            assets[asset] = AssetMarket(asset=asset, spot=spot, perp=perp, closes=closes)
+        snap = MarketSnapshot(as_of=as_of, quote=self.quote, assets=assets,
+                              fear_greed=self._fear_greed(day))
+        self._cache[day] = snap
+        return snap
+
+    def funding_between(self, symbol: str, after: datetime, until: datetime) -> tuple[FundingPrint, ...]:
+        """Prints of `symbol` settled in (after, until]: what a position held then pays or earns."""
+        return self.frame.funding_between(symbol, after + EPSILON, until + EPSILON)
+
+
+_last: tuple[HistoryFrame, Settings, Replay] | None = None
+
+
+def snapshot_for_day(frame: HistoryFrame, day: date, settings: Settings) -> MarketSnapshot:
+    """The market snapshot of `day` (taken at its end) for the assets of `settings`.
+
+    Successive calls with the same frame and settings reuse one `Replay`, so a feed stepping
+    through days pays the set-up once.
+    """
+    global _last
+    if _last is None or _last[0] is not frame or _last[1] is not settings:
+        _last = (frame, settings, Replay(frame, settings))
+    return _last[2].snapshot(day)
