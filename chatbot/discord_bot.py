@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import logging
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -128,7 +129,7 @@ class PremiaBot(commands.Bot):
             try:
                 self.tree.add_command(self._slash_command(spec))
                 self.add_command(self._prefix_command(spec))
-            except (ValueError, TypeError, commands.CommandError, app_commands.AppCommandError):
+            except (ValueError, TypeError, discord.ClientException, app_commands.AppCommandError):
                 log.warning("discord: command %r cannot be registered; skipped", spec.name)
 
     async def setup_hook(self) -> None:
@@ -170,7 +171,8 @@ class PremiaBot(commands.Bot):
         await interaction.response.defer(thinking=True)
         caller = caller_of(interaction.user, interaction.channel_id)
         reply = await self.dispatcher.handle_text(caller, f"/{name} {args}".strip())
-        for message in render(reply):
+        # An empty reply would leave "thinking…" up forever: always say something.
+        for message in render(reply) or [DiscordMessage((discord.Embed(description="Done."),))]:
             view = self._view(reply, message)
             sent = await interaction.followup.send(
                 embeds=list(message.embeds), files=_files(message), wait=True,
@@ -221,9 +223,11 @@ class PremiaBot(commands.Bot):
 
     async def on_command_error(self, ctx: commands.Context[Any], error: Exception) -> None:
         if isinstance(error, commands.CommandNotFound):
-            # Unknown "!foo": the dispatcher answers it like any unknown "/foo".
-            text = "/" + ctx.message.content[len(ctx.prefix or ""):].strip()
-            await self.answer_prefix(ctx, text)
+            # Unknown "!foo": the dispatcher answers it like any unknown "/foo"; "!!!" is no
+            # command at all, so the bot stays quiet in a shared channel.
+            if re.fullmatch(r"[A-Za-z0-9_-]{1,32}", ctx.invoked_with or ""):
+                text = "/" + ctx.message.content[len(ctx.prefix or ""):].strip()
+                await self.answer_prefix(ctx, text)
             return
         log.error("discord: command %s failed", ctx.command, exc_info=error)
         await ctx.send(APOLOGY)

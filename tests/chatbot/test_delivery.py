@@ -6,6 +6,8 @@ import itertools
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+
 from chatbot.delivery import DeliveryError, backoff_seconds, drain_outbox
 from chatbot.replies import Reply
 
@@ -198,3 +200,19 @@ async def test_a_notifier_bug_backs_off_instead_of_hammering():
     tg = ScriptedNotifier("telegram", {"*": [ZeroDivisionError("oops")]})
     assert await drain_outbox(store, [tg], render, lambda: T0) == 0
     assert store.failures[0][3] == at(5)
+
+
+async def test_drains_the_real_store_outbox():
+    store_module = pytest.importorskip("core.store")
+    store = store_module.Store.memory()
+    store.subscribe("telegram", "1", T0)
+    store.subscribe("discord", "900", T0)
+    store.enqueue_alert("drift:BTC", "drift", {"text": "BTC drift +6pp"}, T0, timedelta(hours=4))
+    tg = ScriptedNotifier("telegram", {"*": [DeliveryError("flood", retry_after=30)]})
+    dc = ScriptedNotifier("discord")
+    assert await drain_outbox(store, [tg, dc], render, lambda: T0) == 1
+    assert store.pending_alerts("discord", at(3600), 10) == []
+    assert store.pending_alerts("telegram", at(29), 10) == []  # retry_after honoured
+    assert await drain_outbox(store, [tg, dc], render, lambda: at(30)) == 1
+    assert tg.sent == [("1", "BTC drift +6pp")] and dc.sent == [("900", "BTC drift +6pp")]
+    assert await drain_outbox(store, [tg, dc], render, lambda: at(3600)) == 0

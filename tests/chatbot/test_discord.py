@@ -173,3 +173,9 @@ async def test_notifier_maps_refusals_and_outages(simcord_env, world, simcord_bo
     with pytest.raises(DeliveryError) as bad_id:
         await notifier.send("not-a-channel", Reply(text="x"))
     assert bad_id.value.permanent
+
+
+async def test_exclamations_are_not_taken_for_commands(world, dispatcher):
+    channel, owner = world
+    await owner.send(channel, "!!! great news")
+    assert dispatcher.calls == []
