@@ -97,8 +97,7 @@ class ConsoleAdapter:
             caption = f" ({reply.image.caption})" if reply.image.caption else ""
             parts.append(f"image: {path}{caption}")
         if reply.buttons:
-            parts.append("  ".join(f"[{b.label} → {action_to_command(b.action)}]"
-                                   for b in reply.buttons))
+            parts.append("  ".join(f"[{b.label} → {action_to_command(b.action)}]" for b in reply.buttons))
         return "\n".join(parts)
 
     def _save(self, image: Image) -> Path:
@@ -155,11 +154,15 @@ async def stdin_lines() -> AsyncIterator[str]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--config", type=Path, default=None,
+        "--config",
+        type=Path,
+        default=None,
         help="config file (default: $PREMIA_CONFIG, else config/premia.example.toml)",
     )
     parser.add_argument(
-        "--image-dir", type=Path, default=None,
+        "--image-dir",
+        type=Path,
+        default=None,
         help="where charts are written (default: <data_dir>/chat-images)",
     )
 

@@ -76,9 +76,7 @@ async def drain_outbox(
     for notifier in notifiers:
         # One try per transport: a dead Telegram must not silence Discord, and vice versa.
         try:
-            delivered += await _drain_transport(
-                store, notifier, render_alert, now, max_backoff_s, limit
-            )
+            delivered += await _drain_transport(store, notifier, render_alert, now, max_backoff_s, limit)
         except Exception:
             log.exception("outbox: draining %s failed; its alerts stay queued", notifier.transport)
     return delivered
@@ -117,7 +115,10 @@ async def _drain_transport(
             store.mark_failed(alert_id, transport, str(err), now() + timedelta(seconds=delay))
             log.warning(
                 "outbox: %s unavailable (%s); alert %s retried in %.0f s",
-                transport, err, alert_id, delay,
+                transport,
+                err,
+                alert_id,
+                delay,
             )
             break  # the transport is down or throttled: the rest waits for the next drain
         if outcome.sent:
@@ -129,9 +130,7 @@ async def _drain_transport(
     return delivered
 
 
-async def _send_to_chats(
-    notifier: Notifier, chats: Sequence[str], reply: Reply, alert_id: Any
-) -> _Outcome:
+async def _send_to_chats(notifier: Notifier, chats: Sequence[str], reply: Reply, alert_id: Any) -> _Outcome:
     outcome = _Outcome()
     for chat_id in chats:
         try:
@@ -143,7 +142,10 @@ async def _send_to_chats(
             outcome.permanent += 1
             log.error(
                 "outbox: %s chat %s refused alert %s for good: %s",
-                notifier.transport, chat_id, alert_id, exc,
+                notifier.transport,
+                chat_id,
+                alert_id,
+                exc,
             )
         except Exception as exc:
             # A bug in a notifier: back off like an outage rather than hammer on every drain.

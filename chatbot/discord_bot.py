@@ -175,7 +175,9 @@ class PremiaBot(commands.Bot):
         for message in render(reply) or [DiscordMessage((discord.Embed(description="Done."),))]:
             view = self._view(reply, message)
             sent = await interaction.followup.send(
-                embeds=list(message.embeds), files=_files(message), wait=True,
+                embeds=list(message.embeds),
+                files=_files(message),
+                wait=True,
                 **_view_kw(view),
             )
             if view is not None:
@@ -186,9 +188,7 @@ class PremiaBot(commands.Bot):
         reply = await self.dispatcher.handle_text(caller, text)
         await send_reply(self, ctx.channel, reply)
 
-    async def answer_action(
-        self, interaction: discord.Interaction, action: str, pressed: ReplyView
-    ) -> None:
+    async def answer_action(self, interaction: discord.Interaction, action: str, pressed: ReplyView) -> None:
         await interaction.response.defer()  # for components: "update the message later"
         caller = caller_of(interaction.user, interaction.channel_id)
         reply = await self.dispatcher.handle_action(caller, action)
@@ -208,7 +208,9 @@ class PremiaBot(commands.Bot):
         for message in tail:
             view = self._view(reply, message)
             sent = await interaction.followup.send(
-                embeds=list(message.embeds), files=_files(message), wait=True,
+                embeds=list(message.embeds),
+                files=_files(message),
+                wait=True,
                 **_view_kw(view),
             )
             if view is not None:
@@ -226,7 +228,7 @@ class PremiaBot(commands.Bot):
             # Unknown "!foo": the dispatcher answers it like any unknown "/foo"; "!!!" is no
             # command at all, so the bot stays quiet in a shared channel.
             if re.fullmatch(r"[A-Za-z0-9_-]{1,32}", ctx.invoked_with or ""):
-                text = "/" + ctx.message.content[len(ctx.prefix or ""):].strip()
+                text = "/" + ctx.message.content[len(ctx.prefix or "") :].strip()
                 await self.answer_prefix(ctx, text)
             return
         log.error("discord: command %s failed", ctx.command, exc_info=error)
@@ -254,7 +256,8 @@ async def send_reply(bot: PremiaBot, channel: discord.abc.Messageable, reply: Re
     for message in render(reply):
         view = bot._view(reply, message)
         sent = await channel.send(
-            embeds=list(message.embeds), files=_files(message),
+            embeds=list(message.embeds),
+            files=_files(message),
             **_view_kw(view),
         )
         if view is not None:

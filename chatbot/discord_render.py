@@ -73,9 +73,7 @@ def description_chunks(reply: Reply) -> list[str]:
     blocks: list[Block] = []
     if reply.text.strip():
         blocks.append(Block(split_lines(reply.text), escape=escape_markdown))
-    blocks.extend(
-        Block(split_lines(t.as_text()), "```\n", "\n```", escape=escape_code) for t in reply.tables
-    )
+    blocks.extend(Block(split_lines(t.as_text()), "```\n", "\n```", escape=escape_code) for t in reply.tables)
     return pack_blocks(blocks, DESCRIPTION_LIMIT, escape_markdown)
 
 
@@ -111,9 +109,7 @@ def render(reply: Reply) -> list[DiscordMessage]:
     total = 0
     for embed in embeds:
         size = _size(embed)
-        if groups[-1] and (
-            total + size > MESSAGE_EMBED_TOTAL or len(groups[-1]) >= EMBEDS_PER_MESSAGE
-        ):
+        if groups[-1] and (total + size > MESSAGE_EMBED_TOTAL or len(groups[-1]) >= EMBEDS_PER_MESSAGE):
             groups.append([])
             total = 0
         groups[-1].append(embed)

@@ -38,4 +38,3 @@ class Dispatcher(Protocol):
     async def handle_action(self, caller: Caller, action: str) -> Reply:
         """Answer a pressed button's action ("approve:P-7F3K2A"), checked like a typed command."""
         ...
-

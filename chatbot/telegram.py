@@ -96,8 +96,10 @@ def keyboard(rows: Sequence[Sequence[Button]], codec: ActionCodec) -> InlineKeyb
     if not rows:
         return None
     return InlineKeyboardMarkup(
-        [[InlineKeyboardButton(clean(b.label) or "…", callback_data=codec.encode(b.action)) for b in row]
-         for row in rows]
+        [
+            [InlineKeyboardButton(clean(b.label) or "…", callback_data=codec.encode(b.action)) for b in row]
+            for row in rows
+        ]
     )
 
 
@@ -115,15 +117,26 @@ async def send_messages(
     for m in messages:
         markup = keyboard(m.keyboard, codec)
         if m.photo is not None:
-            sent.append(await bot.send_photo(
-                _chat(chat_id), photo=m.photo, filename=m.filename, caption=m.text or None,
-                parse_mode=ParseMode.HTML, reply_markup=markup,
-            ))
+            sent.append(
+                await bot.send_photo(
+                    _chat(chat_id),
+                    photo=m.photo,
+                    filename=m.filename,
+                    caption=m.text or None,
+                    parse_mode=ParseMode.HTML,
+                    reply_markup=markup,
+                )
+            )
         else:
-            sent.append(await bot.send_message(
-                _chat(chat_id), m.text, parse_mode=ParseMode.HTML, reply_markup=markup,
-                link_preview_options=_NO_PREVIEW,
-            ))
+            sent.append(
+                await bot.send_message(
+                    _chat(chat_id),
+                    m.text,
+                    parse_mode=ParseMode.HTML,
+                    reply_markup=markup,
+                    link_preview_options=_NO_PREVIEW,
+                )
+            )
     return sent
 
 
@@ -142,7 +155,7 @@ def _caller(update: Update) -> Caller:
 
 
 def normalize_command(text: str, bot_username: str | None) -> str | None:
-    """"/status@PremiaBot x" → "/status x"; None when the command names another bot."""
+    """ "/status@PremiaBot x" → "/status x"; None when the command names another bot."""
     head, sep, rest = text.strip().partition(" ")
     if head.startswith("/") and "@" in head:
         name, _, target = head.partition("@")
@@ -230,10 +243,7 @@ def build_application(
 
 async def publish_commands(bot: Bot, specs: Sequence[CommandSpec]) -> None:
     """setMyCommands from the registry, so Telegram's menu matches what the bot serves."""
-    commands = [
-        BotCommand(s.name, (s.help or s.usage or s.name)[:256])
-        for s in specs if _valid_name(s.name)
-    ]
+    commands = [BotCommand(s.name, (s.help or s.usage or s.name)[:256]) for s in specs if _valid_name(s.name)]
     try:
         await bot.set_my_commands(commands)
     except TelegramError as exc:
@@ -241,8 +251,11 @@ async def publish_commands(bot: Bot, specs: Sequence[CommandSpec]) -> None:
 
 
 def _valid_name(name: str) -> bool:
-    return 1 <= len(name) <= 32 and all(c.isascii() and (c.isalnum() or c == "_") for c in name) \
+    return (
+        1 <= len(name) <= 32
+        and all(c.isascii() and (c.isalnum() or c == "_") for c in name)
         and name == name.lower()
+    )
 
 
 async def _answer(query: object, text: str, *, alert: bool = False) -> None:
@@ -298,7 +311,8 @@ async def _report_error(
     if isinstance(err, Conflict):
         log.error(
             "telegram: another process is polling with this bot token (%s). Only one instance"
-            " may run per token: stop the other one.", err,
+            " may run per token: stop the other one.",
+            err,
         )
         if on_conflict is not None:
             on_conflict(err)

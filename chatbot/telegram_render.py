@@ -144,9 +144,7 @@ def reply_blocks(reply: Reply, *, with_title: bool = True) -> list[Block]:
 
 def keyboard_rows(buttons: Sequence[Button]) -> tuple[tuple[Button, ...], ...]:
     """Buttons laid out in rows of at most three."""
-    return tuple(
-        tuple(buttons[i : i + BUTTONS_PER_ROW]) for i in range(0, len(buttons), BUTTONS_PER_ROW)
-    )
+    return tuple(tuple(buttons[i : i + BUTTONS_PER_ROW]) for i in range(0, len(buttons), BUTTONS_PER_ROW))
 
 
 def render_text(reply: Reply, limit: int = MESSAGE_LIMIT) -> list[str]:
@@ -178,9 +176,7 @@ def assemble(chunks: Sequence[str], reply: Reply, *, caption_title: bool) -> lis
         if not messages:
             messages.append(TelegramMessage(text="Choose an action:"))
         last = messages[-1]
-        messages[-1] = TelegramMessage(
-            last.text, last.photo, last.filename, keyboard_rows(reply.buttons)
-        )
+        messages[-1] = TelegramMessage(last.text, last.photo, last.filename, keyboard_rows(reply.buttons))
     return messages
 
 

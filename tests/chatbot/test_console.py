@@ -36,8 +36,7 @@ def bot(dispatcher: FakeDispatcher, out: io.StringIO, tmp_path: Path) -> Console
 
 
 async def test_session_through_the_prompt(bot, dispatcher, out, tmp_path):
-    await bot.run(lines("/status", "propose", "", "chart BTC", "/approve P-7F3K2A", "quit",
-                        "/status"))
+    await bot.run(lines("/status", "propose", "", "chart BTC", "/approve P-7F3K2A", "quit", "/status"))
     text = out.getvalue()
     assert text.startswith("Premia console")
     assert "/approve <proposal-id>  Approve a proposal" in text  # help from the registry

@@ -27,9 +27,7 @@ class MemoryOutbox:
 
     def enqueue(self, kind: str, payload: dict[str, Any], at: datetime) -> int:
         alert_id = next(self._ids)
-        self.alerts.append(
-            {"id": alert_id, "key": kind, "kind": kind, "payload": payload, "created_at": at}
-        )
+        self.alerts.append({"id": alert_id, "key": kind, "kind": kind, "payload": payload, "created_at": at})
         return alert_id
 
     def pending_alerts(self, transport: str, now: datetime, limit: int) -> list[dict[str, Any]]:
@@ -90,8 +88,12 @@ async def test_every_subscribed_chat_of_every_transport_gets_each_alert():
     store.enqueue("funding", {"text": "funding 54.75% APR"}, T0)
     tg, dc = ScriptedNotifier("telegram"), ScriptedNotifier("discord")
     assert await drain_outbox(store, [tg, dc], render, lambda: T0) == 6
-    assert tg.sent == [("1", "BTC drift +6pp"), ("2", "BTC drift +6pp"),
-                       ("1", "funding 54.75% APR"), ("2", "funding 54.75% APR")]
+    assert tg.sent == [
+        ("1", "BTC drift +6pp"),
+        ("2", "BTC drift +6pp"),
+        ("1", "funding 54.75% APR"),
+        ("2", "funding 54.75% APR"),
+    ]
     assert len(dc.sent) == 2
     assert store.pending("telegram") == store.pending("discord") == []
     assert await drain_outbox(store, [tg, dc], render, lambda: T0) == 0  # nothing twice
@@ -148,8 +150,10 @@ async def test_transient_failures_back_off_exponentially_and_nothing_is_lost():
     for _ in range(4):
         await drain_outbox(store, [tg], render, lambda: clock[0])
         clock[0] = store.failures[-1][3]
-    delays = [(f[3] - prev).total_seconds() for f, prev in
-              zip(store.failures, [T0] + [f[3] for f in store.failures[:-1]], strict=True)]
+    delays = [
+        (f[3] - prev).total_seconds()
+        for f, prev in zip(store.failures, [T0] + [f[3] for f in store.failures[:-1]], strict=True)
+    ]
     assert delays == [5, 10, 20, 40]
     assert await drain_outbox(store, [tg], render, lambda: clock[0]) == 1
     assert tg.sent == [("1", "only")]

@@ -49,9 +49,7 @@ async def test_slash_command_replies_with_an_embed(world, dispatcher):
     assert "```\nasset  weight\nBTC     41.0%\nETH     19.5%\n```" in embed.description
     kind, caller, text = dispatcher.calls[0]
     assert (kind, text) == ("text", "/status")
-    assert (caller.transport, caller.user_id, caller.chat_id) == (
-        "discord", str(owner.id), str(channel.id)
-    )
+    assert (caller.transport, caller.user_id, caller.chat_id) == ("discord", str(owner.id), str(channel.id))
 
 
 async def test_slash_command_arguments_reach_the_dispatcher(world, dispatcher):
@@ -155,8 +153,7 @@ async def test_crashing_slash_command_apologizes(simcord_env, world):
 async def test_notifier_sends_an_embed(simcord_env, world, simcord_bot):
     channel, _ = world
     notifier = DiscordNotifier(simcord_bot)
-    await notifier.send(str(channel.id), Reply(title="Funding spike", text="BTC 54.75% APR",
-                                               level="alert"))
+    await notifier.send(str(channel.id), Reply(title="Funding spike", text="BTC 54.75% APR", level="alert"))
     await simcord_env.settle()
     [embed] = channel.last_message.embeds
     assert (embed.title, embed.description) == ("Funding spike", "BTC 54.75% APR")
@@ -165,8 +162,9 @@ async def test_notifier_sends_an_embed(simcord_env, world, simcord_bot):
 async def test_notifier_maps_refusals_and_outages(simcord_env, world, simcord_bot):
     channel, _ = world
     notifier = DiscordNotifier(simcord_bot)
-    simcord_env.inject_error("POST", "/channels/*/messages", status=403, code=50013,
-                             message="Missing Permissions")
+    simcord_env.inject_error(
+        "POST", "/channels/*/messages", status=403, code=50013, message="Missing Permissions"
+    )
     with pytest.raises(DeliveryError) as refused:
         await notifier.send(str(channel.id), Reply(text="x"))
     assert refused.value.permanent

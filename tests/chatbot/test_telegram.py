@@ -236,9 +236,7 @@ async def test_drain_honours_retry_after(api, bot):
     assert len(api.calls_of("sendMessage")) == 1  # nothing sent before retry_after
     clock[0] = t0 + timedelta(seconds=30)
     assert await drain_outbox(store, [notifier], _alert_reply, lambda: clock[0]) == 1
-    assert [c.params["text"] for c in api.sent("sendMessage")] == [
-        "<b>funding</b>\nBTC funding 54.75% APR"
-    ]
+    assert [c.params["text"] for c in api.sent("sendMessage")] == ["<b>funding</b>\nBTC funding 54.75% APR"]
 
 
 async def test_outage_then_recovery_delivers_each_alert_exactly_once(api, bot):
@@ -262,4 +260,3 @@ async def test_outage_then_recovery_delivers_each_alert_exactly_once(api, bot):
     assert total == 5
     assert sorted(texts) == sorted(f"<b>alert-{i}</b>\nalert number {i}" for i in range(5))
     assert store.pending("telegram") == []
-

@@ -31,10 +31,7 @@ BOT_USER = {
     "can_read_all_group_messages": False,
     "supports_inline_queries": False,
 }
-CONFLICT = (
-    "Conflict: terminated by other getUpdates request; make sure that only one bot instance is"
-    " running"
-)
+CONFLICT = "Conflict: terminated by other getUpdates request; make sure that only one bot instance is running"
 # Fields PTB sends as plain strings; every other field arrives JSON-encoded.
 _TEXT_FIELDS = {"text", "caption", "parse_mode", "callback_query_id", "url", "language_code"}
 
@@ -122,8 +119,15 @@ class FakeBotAPI:
         else:
             self._faults.pop(method, None)
 
-    def push_text(self, text: str, *, chat_id: int = 1001, user_id: int = 1001,
-                  username: str = "owner", chat_type: str = "private") -> dict[str, Any]:
+    def push_text(
+        self,
+        text: str,
+        *,
+        chat_id: int = 1001,
+        user_id: int = 1001,
+        username: str = "owner",
+        chat_type: str = "private",
+    ) -> dict[str, Any]:
         """Queue a message from a person, with the bot_command entity Telegram adds."""
         message: dict[str, Any] = {
             "message_id": next(self._message_ids),
@@ -137,18 +141,23 @@ class FakeBotAPI:
             message["entities"] = [{"type": "bot_command", "offset": 0, "length": length}]
         return self._push({"message": message})
 
-    def push_callback(self, message: dict[str, Any], data: str, *, user_id: int = 1001,
-                      username: str = "owner") -> dict[str, Any]:
+    def push_callback(
+        self, message: dict[str, Any], data: str, *, user_id: int = 1001, username: str = "owner"
+    ) -> dict[str, Any]:
         """Queue a button press on a message the bot sent (as returned in `sent(...)`)."""
         chat_id = message["chat"]["id"]
         current = self._messages.get((chat_id, message["message_id"]), message)
-        return self._push({"callback_query": {
-            "id": str(next(self._callback_ids)),
-            "from": {"id": user_id, "is_bot": False, "first_name": username, "username": username},
-            "chat_instance": f"ci-{chat_id}",
-            "message": current,
-            "data": data,
-        }})
+        return self._push(
+            {
+                "callback_query": {
+                    "id": str(next(self._callback_ids)),
+                    "from": {"id": user_id, "is_bot": False, "first_name": username, "username": username},
+                    "chat_instance": f"ci-{chat_id}",
+                    "message": current,
+                    "data": data,
+                }
+            }
+        )
 
     def sent(self, method: str) -> list[Call]:
         """Successful calls of `method`, in order."""
@@ -229,9 +238,7 @@ class FakeBotAPI:
         # Long polling: hold the request until an update arrives or the timeout passes.
         async with self._changed:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(
-                    self._changed.wait_for(lambda: bool(due()) or self._closing), timeout
-                )
+                await asyncio.wait_for(self._changed.wait_for(lambda: bool(due()) or self._closing), timeout)
         return due()
 
     def _new_message(self, chat_id: Any, **body: Any) -> dict[str, Any]:
@@ -247,15 +254,27 @@ class FakeBotAPI:
         return message
 
     async def _api_sendMessage(self, params: dict, files: dict) -> Any:
-        return self._new_message(params["chat_id"], text=params["text"],
-                                 reply_markup=params.get("reply_markup"))
+        return self._new_message(
+            params["chat_id"], text=params["text"], reply_markup=params.get("reply_markup")
+        )
 
     async def _api_sendPhoto(self, params: dict, files: dict) -> Any:
         data = files.get("photo", b"")
-        photo = [{"file_id": f"photo-{len(self.calls)}", "file_unique_id": f"u{len(self.calls)}",
-                  "width": 640, "height": 480, "file_size": len(data)}]
-        return self._new_message(params["chat_id"], photo=photo, caption=params.get("caption"),
-                                 reply_markup=params.get("reply_markup"))
+        photo = [
+            {
+                "file_id": f"photo-{len(self.calls)}",
+                "file_unique_id": f"u{len(self.calls)}",
+                "width": 640,
+                "height": 480,
+                "file_size": len(data),
+            }
+        ]
+        return self._new_message(
+            params["chat_id"],
+            photo=photo,
+            caption=params.get("caption"),
+            reply_markup=params.get("reply_markup"),
+        )
 
     def _edit(self, params: dict, **changes: Any) -> Any:
         key = (int(params["chat_id"]), int(params["message_id"]))
