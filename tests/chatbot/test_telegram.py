@@ -13,7 +13,7 @@ from chatbot import telegram as tg
 from chatbot.delivery import DeliveryError, drain_outbox
 from chatbot.replies import Button, Reply
 from core.config import TelegramConfig
-from tests.chatbot import PNG_SIGNATURE, PROPOSAL, FakeDispatcher
+from tests.chatbot import CHART, PNG_SIGNATURE, PROPOSAL, PROPOSAL_REPLY, FakeDispatcher
 from tests.chatbot.test_delivery import MemoryOutbox
 from tests.fakes.telegram_api import CONFLICT, FakeBotAPI
 
@@ -260,3 +260,31 @@ async def test_outage_then_recovery_delivers_each_alert_exactly_once(api, bot):
     assert total == 5
     assert sorted(texts) == sorted(f"<b>alert-{i}</b>\nalert number {i}" for i in range(5))
     assert store.pending("telegram") == []
+
+
+async def test_crashing_button_handler_answers_the_press_with_an_apology(api, app, dispatcher):
+    async def broken(caller, action):
+        raise RuntimeError("Traceback: secret internals")
+
+    dispatcher.handle_action = broken
+    api.push_text("/propose")
+    [sent] = await api.wait_for("sendMessage")
+    api.push_callback(api.message(CHAT, sent.result["message_id"]), f"approve:{PROPOSAL}")
+    [answer] = await api.wait_for("answerCallbackQuery")
+    assert answer.params["text"] == tg.APOLOGY[:200] and answer.params["show_alert"] is True
+    assert not api.sent("editMessageText")
+
+
+async def test_button_on_a_photo_edits_its_caption(api, app, dispatcher):
+    async def chart_with_buttons(caller, text):
+        return Reply(text="", title="Chart", image=CHART.image, buttons=PROPOSAL_REPLY.buttons)
+
+    dispatcher.handle_text = chart_with_buttons
+    api.push_text("/chart")
+    [photo] = await api.wait_for("sendPhoto")
+    assert photo.params["caption"] == "<b>Chart</b>\nBTC close, 30 days"
+    assert photo.params["reply_markup"]["inline_keyboard"]
+    api.push_callback(api.message(CHAT, photo.result["message_id"]), f"reject:{PROPOSAL}")
+    [edit] = await api.wait_for("editMessageCaption")
+    assert edit.params["caption"] == f"<b>Rejected {PROPOSAL}</b>\nNothing traded."
+    assert "reply_markup" not in api.message(CHAT, photo.result["message_id"])
