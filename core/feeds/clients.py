@@ -67,26 +67,35 @@ def credentials(cfg: ExchangeConfig) -> dict[str, str]:
     return found
 
 
+def _trim_market_types(client: Client, spot_only: bool) -> None:
+    """Load no option markets (Premia trades none; thousands of them cost memory), and only
+    spot ones where a separate futures client loads the derivatives."""
+    current = client.options.get("fetchMarkets")
+    types = current.get("types") if isinstance(current, dict) else current
+    if not isinstance(types, list):
+        return
+    kept = ["spot"] if spot_only else [t for t in types if t != "option"]
+    client.options["fetchMarkets"] = {**current, "types": kept} if isinstance(current, dict) else kept
+
+
 def build_client(cfg: ExchangeConfig, ccxt_id: str, *, spot_only: bool = False,
                  overrides: Mapping[str, Any] | None = None) -> Client:
     """One ccxt async client; `overrides` are top-level ccxt settings (tests: enableRateLimit)."""
     cls = getattr(ccxt_async, ccxt_id, None)
     if cls is None:
         raise ConfigError(f"exchanges: ccxt has no exchange '{ccxt_id}'; check ccxt_id/futures_ccxt_id")
-    options: dict[str, Any] = dict(cfg.options)
-    if spot_only:
-        # A separate futures client loads the derivatives: the spot one needs no second copy.
-        options.setdefault("fetchMarkets", {"types": ["spot"]})
     config: dict[str, Any] = {
         "enableRateLimit": True,
         "timeout": cfg.timeout_ms,
-        "options": options,
+        "options": dict(cfg.options),
         **credentials(cfg),
         **(overrides or {}),
     }
     if _CCXT_LOG.getEffectiveLevel() < logging.INFO:
         _CCXT_LOG.setLevel(logging.INFO)
     client = cls(config)
+    if "fetchMarkets" not in cfg.options:
+        _trim_market_types(client, spot_only)
     if cfg.sandbox:
         client.set_sandbox_mode(True)
     if cfg.urls:
@@ -154,6 +163,9 @@ class ExchangeClients:
                 else:
                     await client.load_markets()
         return self.markets_for_cache(name)
+
+    def markets_loaded(self, name: str) -> bool:
+        return all(client.markets for client in self.roles(name).values())
 
     def markets_for_cache(self, name: str) -> dict:
         """`{"spot": markets, "futures": markets}` as loaded (futures only when a separate client)."""

@@ -1,9 +1,10 @@
 """One poll of the exchanges: spot, perpetual, dated futures and daily closes for every asset.
 
-Every request of a poll runs at once (`asyncio`), grouped by exchange so that each exchange has
-its own deadline (`settings.feeds.timeout_seconds` after its markets are loaded); transient errors
-are retried (`core.feeds.retry`), and a failure of one part of one asset becomes a `FeedFailure`
-while the rest of the poll goes on. Prices are `Decimal`s made from ccxt's numbers via `str`.
+Every request of a poll runs at once (`asyncio`), grouped by exchange; each request is bounded by
+its exchange's `timeout_ms`, transient errors are retried (`core.feeds.retry`), and a failure of
+one part of one asset becomes a `FeedFailure` while the rest of the poll goes on. A safety-net
+deadline (by default 80% of the poll period) reports whatever is still pending rather than let
+one poll run into the next. Prices are `Decimal`s made from ccxt's numbers via `str`.
 """
 
 from __future__ import annotations
@@ -31,6 +32,9 @@ DAY_MS = 86_400_000
 # The most rows one request may ask for (funding history, daily candles), by ccxt id.
 _PAGE_LIMITS = {"binance": 1000, "binanceusdm": 1000, "binancecoinm": 1000, "bybit": 200, "okx": 100}
 _MAX_PAGES = 5
+# Share of the poll period after which unanswered requests are given up. Not tighter: with
+# ccxt's rate limiter on, a poll of a few dozen assets on one exchange queues for seconds.
+DEADLINE_SHARE = 0.8
 FALLBACK_INTERVAL_H = Decimal(8)
 
 
@@ -86,8 +90,11 @@ class _Poll:
     """The state of one poll: request stats, failures, and the parts each asset got."""
 
     def __init__(self, clients: ExchangeClients, settings: Settings, now: datetime,
-                 since_funding: Mapping[str, datetime] | None) -> None:
+                 since_funding: Mapping[str, datetime] | None, max_concurrency: int | None,
+                 deadline_s: float | None) -> None:
         self.clients = clients
+        self.deadline_s = deadline_s or settings.scheduler.poll_minutes * 60 * DEADLINE_SHARE
+        self.slots = asyncio.Semaphore(max_concurrency) if max_concurrency else None
         self.settings = settings
         self.now = now
         self.since_funding = since_funding or {}
@@ -102,7 +109,10 @@ class _Poll:
         self.failures.append(failure)
 
     async def request(self, fn: Callable[[], Awaitable[Any]]) -> Any:
-        return await self.stats.call(self.settings.feeds.retries, fn)
+        if self.slots is None:
+            return await self.stats.call(self.settings.feeds.retries, fn)
+        async with self.slots:
+            return await self.stats.call(self.settings.feeds.retries, fn)
 
     async def run(self) -> FeedResult:
         by_exchange: dict[str, list[str]] = defaultdict(list)
@@ -115,7 +125,8 @@ class _Poll:
 
     async def exchange(self, name: str, assets: list[str]) -> dict[str, AssetMarket]:
         try:
-            await self.request(lambda: self.clients.load_markets(name))
+            if not self.clients.markets_loaded(name):
+                await self.request(lambda: self.clients.load_markets(name))
         except Exception as exc:
             self.fail(name, None, "markets", exc)
             return {}
@@ -165,7 +176,7 @@ class _Poll:
         tasks = {asyncio.ensure_future(job): key for key, job in jobs.items()}
         if not tasks:
             return {}
-        deadline = self.settings.feeds.timeout_seconds
+        deadline = self.deadline_s
         _, pending = await asyncio.wait(tasks, timeout=deadline)
         for task in pending:
             task.cancel()
@@ -253,7 +264,9 @@ class _Poll:
                 raise MalformedResponse(f"funding history for {symbol} is not a list")
             rows += page
             newest = max((r.get("timestamp") or 0 for r in page), default=0)
-            if len(page) < limit or newest < cursor or newest >= dt_to_ms(self.now):
+            # Stop at a short page, or one that reached the present (newest-first APIs like OKX's
+            # answer with the latest prints whatever the start).
+            if len(page) < limit or newest < cursor or newest >= dt_to_ms(self.now) - DAY_MS:
                 break
             cursor = newest + 1
         return funding_prints(rows, since or start - timedelta(microseconds=1), self.now)
@@ -377,6 +390,14 @@ async def fetch_markets_snapshot(
     settings: Settings,
     now: datetime,
     since_funding: dict[str, datetime] | None = None,
+    *,
+    max_concurrency: int | None = None,
+    deadline_s: float | None = None,
 ) -> FeedResult:
-    """Poll every configured asset's markets at once; per-asset problems become `failures`."""
-    return await _Poll(clients, settings, now, since_funding).run()
+    """Poll every configured asset's markets at once; per-asset problems become `failures`.
+
+    `since_funding` (by asset) asks only for funding settled after that time; `max_concurrency`
+    caps requests in flight (1 makes the poll sequential, as the benchmark compares);
+    `deadline_s` overrides the per-exchange safety net (default: 80% of the poll period).
+    """
+    return await _Poll(clients, settings, now, since_funding, max_concurrency, deadline_s).run()

@@ -815,3 +815,18 @@ def _register_okx(ex: FakeExchange) -> None:
 
     ex.route("GET", OKX, "/api/v5/market/candles")(candles)
     ex.route("GET", OKX, "/api/v5/market/history-candles")(candles)
+
+
+# ── as a process of its own (the benchmarks keep it off the measured event loop) ───────────
+
+
+async def _serve_forever(latency_s: float) -> None:
+    async with FakeExchange(latency_s=latency_s) as server:
+        print(server.port, flush=True)
+        await asyncio.Event().wait()
+
+
+if __name__ == "__main__":
+    import sys
+
+    asyncio.run(_serve_forever(float(sys.argv[1]) if len(sys.argv) > 1 else 0.0))

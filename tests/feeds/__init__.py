@@ -15,10 +15,8 @@ TEST_CCXT = {"enableRateLimit": False, "timeout_on_exit": 0}
 
 EXCHANGES = {
     "binance": {"ccxt_id": "binance", "futures_ccxt_id": "binanceusdm"},
-    "bybit": {"ccxt_id": "bybit", "futures_ccxt_id": None,
-              "options": {"fetchMarkets": {"types": ["spot", "linear"]}}},
-    "okx": {"ccxt_id": "okx", "futures_ccxt_id": None,
-            "options": {"fetchMarkets": {"types": ["spot", "swap", "future"]}}},
+    "bybit": {"ccxt_id": "bybit", "futures_ccxt_id": None},
+    "okx": {"ccxt_id": "okx", "futures_ccxt_id": None},
 }
 
 

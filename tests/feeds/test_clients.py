@@ -152,3 +152,20 @@ async def test_cached_markets_skip_the_market_requests(exchange: FakeExchange) -
     assert not exchange.requests_to(BINANCE_SPOT, "/api/v3/exchangeInfo")
     assert not exchange.requests_to(BINANCE_FAPI, "/fapi/v1/exchangeInfo")
     assert not exchange.requests_to(BYBIT, "/v5/market/instruments-info")
+
+
+async def test_option_markets_are_not_loaded_unless_asked(exchange: FakeExchange) -> None:
+    settings = make_settings(exchange.prefix, {"BTC": {"exchange": "bybit"}, "ETH": {"exchange": "okx"}})
+    async with clients_for(settings) as clients:
+        assert clients.spot("bybit").options["fetchMarkets"]["types"] == ["spot", "linear", "inverse"]
+        await clients.load_markets("bybit")
+        await clients.load_markets("okx")
+    categories = {r.query.get("category") for r in exchange.requests_to(BYBIT, "/v5/market/instruments-info")}
+    assert categories == {"spot", "linear", "inverse"}
+    okx = exchange.requests_to("www.okx.com", "/api/v5/public/instruments")
+    kinds = {r.query.get("instType") for r in okx}
+    assert "OPTION" not in kinds and {"SPOT", "SWAP", "FUTURES"} <= kinds
+    chosen = ExchangeConfig(ccxt_id="bybit", options={"fetchMarkets": {"types": ["spot", "option"]}})
+    client = build_client(chosen, "bybit", overrides=TEST_CCXT)
+    assert client.options["fetchMarkets"]["types"] == ["spot", "option"]
+    await client.close()

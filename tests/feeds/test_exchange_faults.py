@@ -30,12 +30,12 @@ async def exchange() -> AsyncIterator[FakeExchange]:
     await server.close()
 
 
-async def poll(exchange: FakeExchange, assets: dict, **kw) -> FeedResult:
+async def poll(exchange: FakeExchange, assets: dict, deadline_s: float | None = None, **kw) -> FeedResult:
     settings = make_settings(exchange.prefix, assets, **kw)
     async with clients_for(settings) as clients:
         for name in {a.get("exchange", "binance") for a in assets.values()}:
             await clients.load_markets(name)
-        return await fetch_markets_snapshot(clients, settings, datetime.now(UTC))
+        return await fetch_markets_snapshot(clients, settings, datetime.now(UTC), deadline_s=deadline_s)
 
 
 def where(failure) -> tuple:
@@ -99,7 +99,7 @@ async def test_a_slow_exchange_delays_no_other_beyond_its_own_timeout(exchange: 
 async def test_the_poll_deadline_cuts_a_hung_exchange(exchange: FakeExchange) -> None:
     exchange.delay(BINANCE_FAPI, PREMIUM, 5.0)
     started = time.monotonic()
-    result = await poll(exchange, BTC_ETH, timeout_seconds=0.5)
+    result = await poll(exchange, BTC_ETH, deadline_s=0.5)
     assert time.monotonic() - started < 2
     stuck = {(f.asset, f.what, f.kind) for f in result.failures}
     assert stuck == {("BTC", "funding", "transient"), ("ETH", "funding", "transient")}
