@@ -42,7 +42,8 @@ class Table:
         widths = [max(len(row[i]) for row in cells) for i in range(len(self.headers))]
 
         def line(row: tuple[str, ...]) -> str:
-            return "  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))).rstrip()
+            cells = zip(row, widths, strict=True)
+            return "  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(cells)).rstrip()
 
         return "\n".join([line(self.headers), *(line(r) for r in self.rows)])
 
