@@ -150,25 +150,28 @@ class ExchangeClients:
             clients["futures"] = self.futures(name)
         return clients
 
-    async def load_markets(self, name: str, cached: dict | None = None) -> dict:
-        """Load markets once per client; `cached` (from `markets_for_cache`) skips the network."""
+    async def load_markets(self, name: str, cached: dict | None = None, *, reload: bool = False) -> dict:
+        """Load markets once per client; `cached` (from `markets_for_cache`) skips the network.
+
+        `reload=True` fetches them again (new dated futures are listed every quarter).
+        """
         for role, client in self.roles(name).items():
             lock = self._locks.setdefault((name, role), asyncio.Lock())
             async with lock:
-                if client.markets:
+                if client.markets and not reload:
                     continue
-                saved = (cached or {}).get(role)
+                saved = None if reload else (cached or {}).get(role)
                 if saved:
                     client.set_markets(saved)
                 else:
-                    await client.load_markets()
+                    await client.load_markets(reload)
         return self.markets_for_cache(name)
 
     def markets_loaded(self, name: str) -> bool:
         return all(client.markets for client in self.roles(name).values())
 
     def markets_for_cache(self, name: str) -> dict:
-        """`{"spot": markets, "futures": markets}` as loaded (futures only when a separate client)."""
+        """`{"spot": markets, "futures": markets}` as loaded, not copied (futures: separate client only)."""
         return {role: client.markets for role, client in self.roles(name).items() if client.markets}
 
     async def close(self) -> None:

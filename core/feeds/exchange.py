@@ -40,6 +40,9 @@ FALLBACK_INTERVAL_H = Decimal(8)
 
 @dataclass(frozen=True, slots=True)
 class FeedFailure:
+    """One part of one poll that failed: `what` is spot, closes, funding, mark, index, funding
+    history, future <symbol>, perp (assembling it) or markets (asset None)."""
+
     exchange: str
     asset: str | None
     what: str
@@ -49,6 +52,8 @@ class FeedFailure:
 
 @dataclass(frozen=True, slots=True)
 class FeedResult:
+    """What a poll got (assets with at least one part), what failed, and how many requests."""
+
     markets: dict[str, AssetMarket]
     failures: tuple[FeedFailure, ...]
     request_count: int
@@ -164,7 +169,7 @@ class _Poll:
                 jobs[(asset, "index")] = self.request(lambda: index_fetcher(fut, fut.market(perp_symbol)))
             since = self.since_funding.get(asset) or self.since_funding.get(perp_symbol)
             jobs[(asset, "funding history")] = self.funding_history(fut, perp_symbol, since)
-        elif perp_symbol:
+        elif perp_symbol and asset not in self.settings.stablecoins:
             self.fail(name, asset, "perp", LookupError(f"{perp_symbol} is not listed on {fut.id}"))
         if cfg.dated_futures:
             for market in dated_futures(fut, asset, self.settings.quote, self.now):

@@ -29,7 +29,7 @@ def require_shared_data() -> None:
 
 def make_settings(prefix: str, assets: dict[str, dict[str, Any]], *, retries: int = 2,
                   timeout_seconds: float = 10.0, exchange_overrides: dict | None = None,
-                  history_days: int = 45) -> Settings:
+                  history_days: int = 45, **top: Any) -> Settings:
     """Settings whose exchanges all talk to the loopback exchange at `prefix`."""
     used = {cfg.get("exchange", "binance") for cfg in assets.values()}
     exchanges = {}
@@ -40,6 +40,7 @@ def make_settings(prefix: str, assets: dict[str, dict[str, Any]], *, retries: in
         "assets": assets,
         "exchanges": exchanges,
         "feeds": {"retries": retries, "timeout_seconds": timeout_seconds, "history_days": history_days},
+        **top,
     })
 
 

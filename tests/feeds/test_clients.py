@@ -169,3 +169,21 @@ async def test_option_markets_are_not_loaded_unless_asked(exchange: FakeExchange
     client = build_client(chosen, "bybit", overrides=TEST_CCXT)
     assert client.options["fetchMarkets"]["types"] == ["spot", "option"]
     await client.close()
+
+
+async def test_reload_fetches_markets_again(exchange: FakeExchange) -> None:
+    settings = make_settings(exchange.prefix, {"BTC": {"exchange": "binance"}})
+    async with clients_for(settings) as clients:
+        await clients.load_markets("binance")
+        cache = clients.markets_for_cache("binance")
+        await clients.load_markets("binance", cache, reload=True)
+    assert len(exchange.requests_to(BINANCE_FAPI, "/fapi/v1/exchangeInfo")) == 2
+
+
+async def test_a_stablecoin_without_a_perpetual_is_not_a_failure(exchange: FakeExchange) -> None:
+    assets = {"BTC": {"exchange": "binance"}, "DAI": {"exchange": "binance"}}
+    settings = make_settings(exchange.prefix, assets, stablecoins=["USDT", "DAI"])
+    async with clients_for(settings) as clients:
+        result = await fetch_markets_snapshot(clients, settings, datetime.now(UTC))
+    # DAI/USDT is not in the recorded spot list either: that one is reported.
+    assert {(f.asset, f.what) for f in result.failures} == {("DAI", "spot")}

@@ -80,19 +80,20 @@ async def test_a_slow_exchange_delays_no_other_beyond_its_own_timeout(exchange: 
     assets = {"BTC": {"exchange": "binance"}, "ETH": {"exchange": "bybit"}, "SOL": {"exchange": "okx"}}
     started = time.monotonic()
     result = await poll(exchange, assets, retries=1,
-                        exchange_overrides={"binance": {"timeout_ms": 300}})
+                        exchange_overrides={"binance": {"timeout_ms": 500}})
     elapsed = time.monotonic() - started
     (failure,) = result.failures
     assert where(failure) == ("binance", "BTC", "funding", "transient")
     assert "RequestTimeout" in failure.message
     assert result.markets["BTC"].spot is not None and result.markets["BTC"].perp is None
     assert result.markets["ETH"].perp is not None and result.markets["SOL"].perp is not None
-    # Two tries of 0.3 s each bound the whole poll; the other exchanges finished long before.
-    assert elapsed < 2.5
+    # Two tries of 0.5 s each bound the whole poll; the other exchanges finished before the
+    # first of them timed out.
+    assert elapsed < 3
     poll_start = min(r.started for r in exchange.requests_to(BINANCE_FAPI, PREMIUM))
     others = exchange.requests_to(BYBIT) + exchange.requests_to(OKX)
     poll_requests = [r for r in others if r.started >= poll_start - 0.05]
-    assert poll_requests and all(r.finished is not None and r.finished - poll_start < 0.3
+    assert poll_requests and all(r.finished is not None and r.finished - poll_start < 0.5
                                  for r in poll_requests)
 
 
