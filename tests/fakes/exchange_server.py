@@ -24,6 +24,7 @@ read `requests`. Other endpoints (orders, balances) are added with `server.route
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import csv
 import json
@@ -203,6 +204,7 @@ class Fault:
 
 
 Handler = Callable[[FakeRequest], Awaitable[Any]]
+_LISTS: dict[tuple, Any] = {}  # market lists by (data root, exchange, kind, week shift)
 Route = tuple[str, str, str]
 
 
@@ -224,6 +226,7 @@ class FakeExchange:
         self.requests: list[RecordedRequest] = []
         self.unmatched: list[RecordedRequest] = []
         self._runner: web.AppRunner | None = None
+        self._closing = asyncio.Event()  # ends injected delays at once when the server closes
         self.port = 0
         _register_binance(self)
         _register_bybit(self)
@@ -241,9 +244,15 @@ class FakeExchange:
         return self.prefix
 
     async def close(self) -> None:
+        self._closing.set()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+
+    async def sleep(self, seconds: float) -> None:
+        """Sleep, unless the server is closing."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._closing.wait(), seconds)
 
     async def __aenter__(self) -> FakeExchange:
         await self.start()
@@ -298,6 +307,13 @@ class FakeExchange:
         return [r for r in self.requests
                 if (host is None or r.host == host) and (path is None or r.path == path)]
 
+    def cached(self, key: tuple, build: Callable[[], Any]) -> Any:
+        """Market lists are big and change weekly at most: built once a process (never mutated)."""
+        full = (self.data.root, *key)
+        if full not in _LISTS:
+            _LISTS[full] = build()
+        return _LISTS[full]
+
     # time
     def now_ms(self) -> int:
         return int(self.clock() * 1000)
@@ -340,7 +356,7 @@ class FakeExchange:
         self.requests.append(record)
         try:
             if self.latency_s:
-                await asyncio.sleep(self.latency_s)
+                await self.sleep(self.latency_s)
             key = (request.method, host, path)
             for fault in self.faults.get(key, []):
                 if fault.matches(query):
@@ -366,7 +382,7 @@ class FakeExchange:
 
     async def _apply(self, fault: Fault) -> web.Response | None:
         if fault.kind == "delay":
-            await asyncio.sleep(fault.delay_s)
+            await self.sleep(fault.delay_s)
             return None
         if fault.kind == "malformed":
             return web.Response(text='{"symbol": "BTCUSDT", "markPrice": "1065', status=200,
@@ -411,7 +427,6 @@ def _register_binance(ex: FakeExchange) -> None:
                 s.update(symbol=f"{base}USDT", baseAsset=base)
                 _clone_filters(s, st.index)
                 info["symbols"].append(s)
-        info["serverTime"] = ex.now_ms()
         return info
 
     def futures_market_list() -> dict:
@@ -439,7 +454,6 @@ def _register_binance(ex: FakeExchange) -> None:
                 anchor = fut_info["serverTime"] if s["symbol"] in have else rec.anchor_ms
                 s["deliveryDate"] = s["deliveryDate"] + ex.week_shift(anchor)
                 s["onboardDate"] = s["onboardDate"] + shift
-        info["serverTime"] = ex.now_ms()
         return info
 
     def mark_of(sym: str) -> tuple[str, str] | None:
@@ -471,11 +485,13 @@ def _register_binance(ex: FakeExchange) -> None:
 
     @ex.route("GET", BINANCE_SPOT, "/api/v3/exchangeInfo")
     async def spot_exchange_info(req: FakeRequest) -> Any:
-        return spot_market_list()
+        return {**ex.cached(("binance spot", ex.week_shift(rec.anchor_ms)), spot_market_list),
+                "serverTime": ex.now_ms()}
 
     @ex.route("GET", BINANCE_FAPI, "/fapi/v1/exchangeInfo")
     async def fapi_exchange_info(req: FakeRequest) -> Any:
-        return futures_market_list()
+        return {**ex.cached(("binance usdm", ex.week_shift(rec.anchor_ms)), futures_market_list),
+                "serverTime": ex.now_ms()}
 
     @ex.route("GET", BINANCE_DAPI, "/dapi/v1/exchangeInfo")
     async def dapi_exchange_info(req: FakeRequest) -> Any:
@@ -610,7 +626,8 @@ def _register_bybit(ex: FakeExchange) -> None:
     @ex.route("GET", BYBIT, "/v5/market/instruments-info")
     async def instruments(req: FakeRequest) -> Any:
         category = req.query.get("category", "spot")
-        return _bybit_envelope({"category": category, "nextPageCursor": "", "list": markets(category)},
+        listed = ex.cached(("bybit", category), lambda: markets(category))
+        return _bybit_envelope({"category": category, "nextPageCursor": "", "list": listed},
                                ex.now_ms())
 
     def perp_ticker(base: str) -> dict:
@@ -724,7 +741,9 @@ def _register_okx(ex: FakeExchange) -> None:
     @ex.route("GET", OKX, "/api/v5/public/instruments")
     async def public_instruments(req: FakeRequest) -> Any:
         kind = {"SPOT": "spot", "SWAP": "swap", "FUTURES": "futures"}.get(req.query.get("instType", ""))
-        return _okx(instruments(kind) if kind else [])
+        if not kind:
+            return _okx([])
+        return _okx(ex.cached(("okx", kind, ex.week_shift(anchor)), lambda: instruments(kind)))
 
     def base_of(inst_id: str) -> str | None:
         parts = inst_id.split("-")

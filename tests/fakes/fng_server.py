@@ -8,6 +8,7 @@ slowly, and read the requests it got.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import json
 import time
@@ -34,6 +35,7 @@ class FakeFearGreed:
         self.delay_s = 0.0
         self.requests: list[dict[str, str]] = []
         self._runner: web.AppRunner | None = None
+        self._closing = asyncio.Event()
         self.port = 0
 
     def payload(self, limit: int) -> dict[str, Any]:
@@ -50,7 +52,8 @@ class FakeFearGreed:
     async def _handle(self, request: web.Request) -> web.Response:
         self.requests.append(dict(request.query))
         if self.delay_s:
-            await asyncio.sleep(self.delay_s)
+            with contextlib.suppress(TimeoutError):  # a closing server ends the delay at once
+                await asyncio.wait_for(self._closing.wait(), self.delay_s)
         if self.status != 200:
             return web.Response(status=self.status, text="Internal Server Error")
         if self.body is not None:
@@ -72,6 +75,7 @@ class FakeFearGreed:
         return f"http://127.0.0.1:{self.port}/fng/"
 
     async def close(self) -> None:
+        self._closing.set()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None

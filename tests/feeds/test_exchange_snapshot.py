@@ -8,8 +8,9 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+import pytest_asyncio
 
-from core.feeds.exchange import fetch_markets_snapshot
+from core.feeds.exchange import FeedResult, fetch_markets_snapshot
 from tests.fakes.exchange_server import BINANCE_FAPI, BINANCE_SPOT, FakeExchange, shared_data_dir
 from tests.feeds import clients_for, make_settings, started_exchange
 
@@ -35,22 +36,35 @@ def recorded_premium_index() -> dict[str, dict]:
     return {e["symbol"]: e for e in raw}
 
 
-@pytest.fixture
-async def snapshot(exchange: FakeExchange):
-    settings = make_settings(exchange.prefix, ASSETS)
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def polled() -> AsyncIterator[tuple[FeedResult, datetime, FakeExchange]]:
+    """One poll of ASSETS shared by the tests that only read it (and its server's requests)."""
+    server = await started_exchange()
+    settings = make_settings(server.prefix, ASSETS)
     now = datetime.now(UTC)
     async with clients_for(settings) as clients:
         result = await fetch_markets_snapshot(clients, settings, now)
-    return result, now
+    yield result, now, server
+    await server.close()
 
 
-async def test_every_asset_arrives_without_failures(snapshot, exchange: FakeExchange) -> None:
+@pytest.fixture
+def snapshot(polled: tuple[FeedResult, datetime, FakeExchange]) -> tuple[FeedResult, datetime]:
+    return polled[0], polled[1]
+
+
+@pytest.fixture
+def served(polled: tuple[FeedResult, datetime, FakeExchange]) -> FakeExchange:
+    return polled[2]
+
+
+async def test_every_asset_arrives_without_failures(snapshot, served: FakeExchange) -> None:
     result, _ = snapshot
     assert result.failures == ()
     assert set(result.markets) == set(ASSETS)
     assert result.request_count > len(ASSETS) * 4
     assert 0 < result.slowest_request_s < 5
-    assert exchange.unmatched == []
+    assert served.unmatched == []
 
 
 async def test_binance_prices_are_the_recorded_decimals(snapshot) -> None:
@@ -68,7 +82,7 @@ async def test_binance_prices_are_the_recorded_decimals(snapshot) -> None:
     assert abs(btc.spot.timestamp - now) < timedelta(seconds=30)
 
 
-async def test_funding_interval_comes_from_the_exchange(snapshot, exchange: FakeExchange) -> None:
+async def test_funding_interval_comes_from_the_exchange(snapshot, served: FakeExchange) -> None:
     result, now = snapshot
     wif, btc = result.markets["WIF"].perp, result.markets["BTC"].perp
     assert wif is not None and btc is not None
@@ -76,7 +90,7 @@ async def test_funding_interval_comes_from_the_exchange(snapshot, exchange: Fake
     # own settlement times.
     assert wif.funding_interval_hours == 4
     assert btc.funding_interval_hours == 8
-    assert exchange.requests_to(BINANCE_FAPI, "/fapi/v1/fundingInfo")
+    assert served.requests_to(BINANCE_FAPI, "/fapi/v1/fundingInfo")
     assert wif.next_funding_time is not None and wif.next_funding_time.hour % 4 == 0
     assert timedelta(0) < wif.next_funding_time - now <= timedelta(hours=4)
     gaps = {b.time - a.time for a, b in zip(wif.funding_history, wif.funding_history[1:], strict=False)}
@@ -92,7 +106,7 @@ async def test_funding_history_covers_history_days(snapshot) -> None:
     assert all(isinstance(p.rate, Decimal) for p in history)
 
 
-async def test_quarterly_futures_are_found_from_market_metadata(snapshot, exchange: FakeExchange) -> None:
+async def test_quarterly_futures_are_found_from_market_metadata(snapshot, served: FakeExchange) -> None:
     result, now = snapshot
     futures = result.markets["BTC"].futures
     assert futures, "no dated BTC futures found"
@@ -106,7 +120,7 @@ async def test_quarterly_futures_are_found_from_market_metadata(snapshot, exchan
     q = quarterly[0]
     assert q.expiry.hour == 8 and q.symbol == f"BTC/USDT:USDT-{q.expiry:%y%m%d}"
     assert q.contract_size == 1 and q.price > 0
-    asked = {r.query.get("symbol") for r in exchange.requests_to(BINANCE_FAPI, "/fapi/v1/ticker/24hr")}
+    asked = {r.query.get("symbol") for r in served.requests_to(BINANCE_FAPI, "/fapi/v1/ticker/24hr")}
     assert "BTCUSDT_220325" in asked
     # The snapshot's own quarterlies carry their recorded mark prices.
     marks = {f.price for f in futures}
@@ -114,7 +128,7 @@ async def test_quarterly_futures_are_found_from_market_metadata(snapshot, exchan
     assert result.markets["ETH"].futures and not result.markets["WIF"].futures
 
 
-async def test_daily_closes_are_finished_days(snapshot, exchange: FakeExchange) -> None:
+async def test_daily_closes_are_finished_days(snapshot, served: FakeExchange) -> None:
     result, now = snapshot
     closes = result.markets["BTC"].closes
     assert len(closes) == 45
@@ -123,7 +137,7 @@ async def test_daily_closes_are_finished_days(snapshot, exchange: FakeExchange) 
     assert days == sorted(days) and len(set(days)) == len(days)
     # The recorded series (CDD Binance spot) ends at the snapshot's day, 2025-06-17.
     assert closes[-1].price == Decimal("106794.53")
-    (klines,) = exchange.requests_to(BINANCE_SPOT, "/api/v3/klines")[:1]
+    (klines,) = served.requests_to(BINANCE_SPOT, "/api/v3/klines")[:1]
     assert klines.query["interval"] == "1d" and klines.query["symbol"] == "BTCUSDT"
 
 
@@ -140,7 +154,7 @@ async def test_bybit_btc_is_the_recorded_ticker(exchange: FakeExchange) -> None:
     assert result.markets["BTC"].spot.price == Decimal("68599.90")
 
 
-async def test_okx_mark_index_and_funding(snapshot, exchange: FakeExchange) -> None:
+async def test_okx_mark_index_and_funding(snapshot, served: FakeExchange) -> None:
     result, _ = snapshot
     doge = result.markets["DOGE"]
     recorded = recorded_premium_index()["DOGEUSDT"]
@@ -148,7 +162,7 @@ async def test_okx_mark_index_and_funding(snapshot, exchange: FakeExchange) -> N
     assert doge.perp.index == Decimal(recorded["indexPrice"])
     assert doge.perp.funding_interval_hours == 8  # nextFundingTime - fundingTime
     assert doge.perp.contract_size > 1
-    paths = {r.path for r in exchange.requests_to("www.okx.com")}
+    paths = {r.path for r in served.requests_to("www.okx.com")}
     assert {"/api/v5/public/mark-price", "/api/v5/market/index-tickers",
             "/api/v5/public/funding-rate"} <= paths
 
