@@ -78,7 +78,11 @@ def _page_limit(client: Client) -> int:
 
 
 def dated_futures(client: Client, asset: str, quote: str, now: datetime) -> list[dict]:
-    """Unexpired dated futures of an asset from market metadata: linear in `quote`, or inverse."""
+    """Unexpired dated futures of an asset from market metadata, linear and settled in `quote`.
+
+    Inverse (coin-margined) contracts are left out: their contract size is in USD, not in the
+    asset, and `FutureQuote` cannot say so, so a planner would size them wrongly.
+    """
     now_ms = dt_to_ms(now)
     found = []
     for market in (client.markets or {}).values():
@@ -86,7 +90,7 @@ def dated_futures(client: Client, asset: str, quote: str, now: datetime) -> list
             continue
         if not market.get("expiry") or market["expiry"] <= now_ms:
             continue
-        if (market.get("linear") and market.get("settle") == quote) or market.get("inverse"):
+        if market.get("linear") and market.get("settle") == quote:
             found.append(market)
     return sorted(found, key=lambda m: m["expiry"])
 

@@ -113,7 +113,7 @@ def test_dated_futures_from_market_metadata() -> None:
         ]}
 
     found = [m["symbol"] for m in dated_futures(Client(), "BTC", "USDT", NOW)]
-    assert found == ["BTC/USDT:USDT-260327", "BTC/USD:BTC-260327", "BTC/USDT:USDT-260626"]
+    assert found == ["BTC/USDT:USDT-260327", "BTC/USDT:USDT-260626"]
 
 
 @pytest.mark.parametrize("exc, kind", [

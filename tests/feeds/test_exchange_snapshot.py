@@ -171,14 +171,15 @@ async def test_okx_btc_uses_the_recorded_payloads(exchange: FakeExchange) -> Non
     settings = make_settings(exchange.prefix, {"BTC": {"exchange": "okx"}})
     async with clients_for(settings) as clients:
         result = await fetch_markets_snapshot(clients, settings, datetime.now(UTC))
+        okx_symbols = list(clients.futures("okx").markets)
     btc = result.markets["BTC"]
     assert btc.perp.mark == Decimal("84660.1")  # nautilus http_get_mark_price.json
     assert btc.perp.index == Decimal("103895")  # nautilus http_get_index_price.json
     assert btc.perp.funding_rate == Decimal("0.0001")  # nautilus ws_funding_rate.json
     assert btc.perp.contract_size == Decimal("0.01")
-    # OKX lists inverse dated BTC-USD futures (nautilus http_get_instruments_futures.json).
-    assert btc.futures and all(f.symbol.startswith("BTC/USD:BTC-") for f in btc.futures)
-    assert {f.contract_size for f in btc.futures} == {Decimal(100)}
+    # OKX's recorded dated futures are all inverse BTC-USD (100 USD a contract): left out.
+    assert btc.futures == ()
+    assert [m for m in okx_symbols if m.startswith("BTC/USD:BTC-")]
 
 
 async def test_since_funding_asks_only_for_newer_prints(exchange: FakeExchange) -> None:
