@@ -193,7 +193,8 @@ class _Book:
         ledger, equity = self.sim.ledger, self.equity
         return RunResult(
             variant=self.variant, preset=self.settings.strategy.name, equity=tuple(equity),
-            performance=summarize(equity, [ledger.traded]), initial_value=initial_value,
+            performance=summarize([(d, float(v)) for d, v in equity], [ledger.traded]),
+            initial_value=initial_value,
             final_value=equity[-1][1], fees=ledger.fees, slippage=ledger.slippage,
             funding=ledger.funding, futures_pnl=ledger.futures_pnl, traded=ledger.traded,
             rebalances=ledger.rebalances, proposals=ledger.proposals, orders=ledger.orders,

@@ -74,13 +74,12 @@ class Simulation:
                 mark = position_price(pos, snap)
                 if mark is None:
                     continue
-                if pos.market == "perp":
+                if pos.symbol in self.replay.perp_symbol_set:
                     for p in self.replay.funding_between(pos.symbol, self.last_as_of, snap.as_of):
                         paid = funding_payment(pos, mark, p.rate)
                         self.ledger.funding += paid
                         total += paid
-                old = self.marks.get(pos.symbol, mark)
-                pnl = variation_margin(pos, old, mark)
+                pnl = variation_margin(pos, self.marks.get(pos.symbol, mark), mark)
                 self.ledger.futures_pnl += pnl
                 total += pnl
                 self.marks[pos.symbol] = mark

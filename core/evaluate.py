@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from core.config import Allocation, Settings, Staleness, Strategy
+from core.memo import SameInputMemo
 from core.models import MarketSnapshot, Portfolio, Trigger
 from core.portfolio import Valuation, drift_pp, outside_band, value_portfolio
 from core.rules import Freshness, RuleContext, RuleState, Scope, build_rules
@@ -14,6 +15,10 @@ from core.rules.base import pct
 from core.targets import Targets, resolve_targets, targets_from_weights
 
 FUTURE_SKEW = timedelta(minutes=5)
+# A replayed day's snapshot is evaluated once per backtest run: see core/memo.py.
+_FRESHNESS: SameInputMemo[Freshness] = SameInputMemo(64)
+_TARGETS: SameInputMemo[Targets] = SameInputMemo(256)
+_RULES: SameInputMemo[list] = SameInputMemo(64)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,8 +77,11 @@ def freshness_warnings(fresh: Freshness) -> list[str]:
 
 
 def target_resolver(settings: Settings, snapshot: MarketSnapshot) -> Callable[[Allocation], Targets]:
-    perps = {a for a, m in snapshot.assets.items() if m.perp is not None}
-    return lambda allocation: resolve_targets(allocation, settings.assets, perps)
+    perps = frozenset(a for a, m in snapshot.assets.items() if m.perp is not None)
+    # Targets depend only on the allocation, the asset table and which assets have a perpetual.
+    return lambda allocation: _TARGETS.get(
+        (allocation, settings.assets), (perps,),
+        lambda: resolve_targets(allocation, settings.assets, set(perps)))
 
 
 def base_targets(settings: Settings, snapshot: MarketSnapshot, strategy: Strategy,
@@ -123,7 +131,8 @@ def evaluate(
 ) -> Evaluation:
     """Run every enabled rule over the snapshot; time is the snapshot's `as_of`."""
     strategy = strategy or settings.strategy
-    fresh = check_freshness(snapshot, settings.staleness)
+    fresh = _FRESHNESS.get((snapshot,), (settings.staleness,),
+                           lambda: check_freshness(snapshot, settings.staleness))
     valuation = value_portfolio(portfolio, snapshot, settings.stablecoins)
     base = base_targets(settings, snapshot, strategy, explicit_targets)
     ctx = RuleContext(snapshot=snapshot, valuation=valuation, base=base, strategy=strategy,
@@ -132,7 +141,8 @@ def evaluate(
     targets, triggers, new_states = base, [], dict(states)
     scopes: set[Scope] = set()
     warnings = freshness_warnings(fresh)
-    for rule in build_rules(strategy):
+    # Rules hold only their config: one set per strategy object serves every evaluation.
+    for rule in _RULES.get((strategy,), (), lambda: build_rules(strategy)):
         for outcome in rule.evaluate(ctx, states):
             new_states[outcome.key] = outcome.state
             warnings.extend(outcome.warnings)

@@ -24,9 +24,11 @@ class SameInputMemo(Generic[T]):
 
     def get(self, inputs: tuple[object, ...], args: tuple[Hashable, ...], compute: Callable[[], T]) -> T:
         """The remembered result for these very input objects and args, else `compute()`."""
+        # Every remembered input is kept alive by its entry, so no other live object can have
+        # its id: a matching key means the very same objects.
         key = (*map(id, inputs), *args)
         hit = self._entries.get(key)
-        if hit is not None and all(a is b for a, b in zip(hit[0], inputs, strict=True)):
+        if hit is not None:
             return hit[1]
         value = compute()
         if len(self._entries) >= self.size:

@@ -13,6 +13,7 @@ from bisect import bisect_right
 from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
+from functools import lru_cache
 from pathlib import Path
 
 from core.config import Settings
@@ -39,22 +40,32 @@ def as_of_for(day: date) -> datetime:
 
 
 def funding_days_needed(settings: Settings) -> int:
-    """Days of funding prints every persistence rule of the strategy looks at, plus one."""
+    """Days of funding prints the enabled persistence rules of the strategy look at, plus two."""
     r = settings.strategy.rules
-    holds = [r.funding_regime.hold_days, r.funding_regime.exit_hold_days, r.recovery.hold_days,
-             r.funding_extreme.hold_days, r.negative_funding.hold_days]
+    holds = [1]
+    if r.funding_regime.enabled:
+        holds += [r.funding_regime.hold_days, r.funding_regime.exit_hold_days]
+    if r.recovery.enabled:
+        holds.append(r.recovery.hold_days)
+    if r.funding_extreme.enabled:
+        holds.append(r.funding_extreme.hold_days)
+    if r.negative_funding.enabled:
+        holds.append(r.negative_funding.hold_days)
     # One spare day so that the first print inside a window still has its predecessor, from
     # which its own interval is measured: verdicts are then the same as with a longer history.
     return max(holds) + 2
 
 
 def closes_days_needed(settings: Settings) -> int:
-    """Days of closes the volatility and recovery rules look at, plus one."""
+    """Days of closes the enabled volatility and recovery rules look at, plus one."""
     r = settings.strategy.rules
-    # The volatility baseline is the `long_days` before the short window (signals.vol_ratio);
-    # the recovery rule uses the default 7/30 windows.
-    vol = r.volatility_spike.short_days + r.volatility_spike.long_days + 1
-    return max(r.recovery.low_window_days, vol, 7 + 30 + 1) + 1
+    needs = [7]
+    if r.volatility_spike.enabled:
+        # The volatility baseline is the `long_days` before the short window (signals.vol_ratio).
+        needs.append(r.volatility_spike.short_days + r.volatility_spike.long_days + 1)
+    if r.recovery.enabled:  # its 60-day low, and volatility on the default 7/30 windows
+        needs += [r.recovery.low_window_days, 7 + 30 + 1]
+    return max(needs) + 1
 
 
 def window_days(settings: Settings) -> int:
@@ -104,6 +115,7 @@ class Replay:
         self.perp_symbols = {
             a: s for a in self.assets if (s := settings.perp_symbol(a)) and s in frame.funding
         }
+        self.perp_symbol_set = frozenset(self.perp_symbols.values())
         self.perp_closes = perp_closes or {}
         self._closes: dict[str, tuple[Close, ...]] = {}
         self._close_days: dict[str, tuple[date, ...]] = {}
@@ -114,8 +126,10 @@ class Replay:
             self._closes[asset] = series
             self._close_days[asset] = tuple(c.day for c in series)
         self._fg_days = tuple(sorted(frame.fear_greed))
-        self._fg_values = tuple(frame.fear_greed[d] for d in self._fg_days)
+        self._fg_pairs = tuple((d, frame.fear_greed[d]) for d in self._fg_days)
         self._cache: dict[date, MarketSnapshot] = {}
+        # Every book of a lockstep run settles the same day's prints: look them up once.
+        self._settled: dict[tuple[str, datetime, datetime], tuple[FundingPrint, ...]] = {}
 
     def trading_days(self, start: date | None = None, end: date | None = None) -> tuple[date, ...]:
         """Days in [start, end] from the first day on which every asset has a close."""
@@ -146,9 +160,7 @@ class Replay:
             return None
         interval = DEFAULT_INTERVAL
         if len(prints) > 1:
-            gap = Decimal((prints[-1].time - prints[-2].time).total_seconds()) / 3600
-            if 1 <= gap <= 8:
-                interval = gap.quantize(Decimal(1))
+            interval = _interval((prints[-1].time - prints[-2].time).total_seconds())
         mark = self.perp_closes.get(asset, {}).get(day, index)
         return PerpQuote(symbol=symbol, mark=mark, index=index, funding_rate=prints[-1].rate,
                          funding_interval_hours=interval, timestamp=as_of, funding_history=prints)
@@ -158,10 +170,9 @@ class Replay:
         if stop == 0:
             return None
         first = bisect_right(self._fg_days, day - timedelta(days=self.funding_days), 0, stop)
-        last = self._fg_days[stop - 1]
-        history = tuple(zip(self._fg_days[first:stop], self._fg_values[first:stop], strict=True))
+        last, value = self._fg_pairs[stop - 1]
         # alternative.me stamps each value at the start of its day.
-        return FearGreed(self._fg_values[stop - 1], datetime.combine(last, time(), UTC), history)
+        return FearGreed(value, datetime.combine(last, time(), UTC), self._fg_pairs[first:stop])
 
     def snapshot(self, day: date) -> MarketSnapshot:
         """The market as the bot would have seen it at the end of `day`."""
@@ -184,7 +195,21 @@ class Replay:
 
     def funding_between(self, symbol: str, after: datetime, until: datetime) -> tuple[FundingPrint, ...]:
         """Prints of `symbol` settled in (after, until]: what a position held then pays or earns."""
-        return self.frame.funding_between(symbol, after + EPSILON, until + EPSILON)
+        key = (symbol, after, until)
+        prints = self._settled.get(key)
+        if prints is None:
+            if len(self._settled) > 64:
+                self._settled.clear()
+            prints = self._settled[key] = self.frame.funding_between(symbol, after + EPSILON,
+                                                                     until + EPSILON)
+        return prints
+
+
+@lru_cache(maxsize=64)
+def _interval(seconds: float) -> Decimal:
+    """The funding interval a gap between the last two prints stands for (8 h if unusual)."""
+    gap = Decimal(seconds) / 3600
+    return gap.quantize(Decimal(1)) if 1 <= gap <= 8 else DEFAULT_INTERVAL
 
 
 _last: tuple[HistoryFrame, Settings, Replay] | None = None
