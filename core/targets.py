@@ -99,8 +99,8 @@ def resolve_targets(
             futures[a] = allocation.futures * share
     else:
         # Nothing to hedge with: the hedged slice stays spot and the futures slice stays cash.
-        for a in spot:
-            spot[a] += allocation.hedged * spot[a] / (sum(spot.values(), ZERO) or Decimal(1))
+        total = sum(spot.values(), ZERO) or Decimal(1)
+        spot = {a: w + allocation.hedged * w / total for a, w in spot.items()}
     return Targets(spot=spot, hedged=hedged, futures=futures, stable=stable)
 
 

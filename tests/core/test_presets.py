@@ -81,3 +81,10 @@ def test_a_bucket_without_assets_is_refused_when_targets_are_built():
     s = settings_for("balanced-aggression", {"BTC": {}})
     with pytest.raises(ConfigError, match="bucket 'altcoins' but no asset is in it"):
         resolve_targets(s.strategy.allocation, s.assets, {"BTC"})
+
+
+def test_without_any_perpetual_the_hedged_slice_stays_in_spot_and_the_table_still_adds_up():
+    s = settings_for("accumulation", {"BTC": {"split": 0.5}, "ETH": {"split": 0.5}})
+    t = resolve_targets(s.strategy.allocation, s.assets, futures_assets=set())
+    assert t.spot == {"BTC": D("0.45"), "ETH": D("0.45")}
+    assert not t.hedged and sum(t.spot.values()) + t.stable == 1
