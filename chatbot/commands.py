@@ -104,7 +104,7 @@ class CommandDispatcher:
             if self.auth.role_of(caller) is None:
                 # Strangers learn nothing but how to get access, whatever they sent.
                 verdict = self.auth.check(caller, "viewer", name or "?")
-                return self._refuse(caller, name or "(unreadable)", verdict, via_button)
+                return self._refuse(caller, name or "(not a command)", verdict, via_button)
             if parsed is None:
                 return Reply(text=problem, level="error")
             command = self._by_name.get(name)
