@@ -112,6 +112,8 @@ class ExchangeClients:
         self._overrides = dict(ccxt_overrides or {})
         self._clients: dict[tuple[str, str], Client] = {}
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+        # History that no longer changes (finished daily closes), kept between polls by the feed.
+        self.history_cache: dict[tuple, Any] = {}
 
     def _config(self, name: str) -> ExchangeConfig:
         try:

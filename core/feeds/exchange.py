@@ -159,7 +159,7 @@ class _Poll:
         spot_symbol = self.settings.spot_symbol(asset)
         if spot_symbol in spot.markets:
             jobs[(asset, "spot")] = self.spot_quote(spot, spot_symbol)
-            jobs[(asset, "closes")] = self.closes(spot, spot_symbol)
+            jobs[(asset, "closes")] = self.closes(name, spot, spot_symbol)
         else:
             self.fail(name, asset, "spot", LookupError(f"{spot_symbol} is not listed on {spot.id}"))
         perp_symbol = self.settings.perp_symbol(asset)
@@ -207,7 +207,7 @@ class _Poll:
         perp_quote = None
         if asset in perps and (asset, "funding") in results:
             try:
-                perp_quote = self.perp_quote(fut, perps[asset], asset, results, intervals)
+                perp_quote = self.perp_quote(name, fut, perps[asset], asset, results, intervals)
             except Exception as exc:
                 self.fail(name, asset, "perp", exc)
         spot = results.get((asset, "spot"))
@@ -228,8 +228,13 @@ class _Poll:
         stamp = ms_to_dt(ticker["timestamp"]) if ticker.get("timestamp") else self.now
         return SpotQuote(price, stamp)
 
-    async def closes(self, client: Client, symbol: str) -> tuple[Close, ...]:
+    async def closes(self, name: str, client: Client, symbol: str) -> tuple[Close, ...]:
+        """Finished daily closes over `history_days`; asked for at most once a day per symbol."""
         days = self.settings.feeds.history_days
+        key = ("daily closes", name, symbol, days)
+        held = self.clients.history_cache.get(key)
+        if held and held[-1].day >= self.now.date() - timedelta(days=1):
+            return held
         start = datetime.combine(self.now.date() - timedelta(days=days), datetime.min.time(), UTC)
         limit = min(days + 2, _page_limit(client))
         rows = await self.request(lambda: client.fetch_ohlcv(symbol, "1d", dt_to_ms(start), limit))
@@ -241,7 +246,10 @@ class _Poll:
             # Only finished days: today's candle is still moving.
             if row[0] + DAY_MS <= now_ms and row[4] is not None:
                 by_day[ms_to_dt(row[0]).date()] = Decimal(str(row[4]))
-        return tuple(Close(day, price) for day, price in sorted(by_day.items()))
+        closes = tuple(Close(day, price) for day, price in sorted(by_day.items()))
+        if closes:
+            self.clients.history_cache[key] = closes
+        return closes
 
     async def future_quote(self, client: Client, market: dict) -> FutureQuote:
         symbol = market["symbol"]
@@ -287,7 +295,7 @@ class _Poll:
                  if isinstance(entry, dict)}
         return {sym: h for sym, h in hours.items() if h is not None}
 
-    def perp_quote(self, fut: Client, symbol: str, asset: str, results: dict,
+    def perp_quote(self, name: str, fut: Client, symbol: str, asset: str, results: dict,
                    intervals: dict[str, Decimal]) -> PerpQuote | None:
         rate_info = results[(asset, "funding")]
         if not isinstance(rate_info, dict):
@@ -303,7 +311,17 @@ class _Poll:
             raise MalformedResponse(f"funding rate for {symbol} lacks its mark, index or rate")
         history = results.get((asset, "funding history"), ())
         next_time = next_funding_time(rate_info, self.now)
-        interval = funding_interval(symbol, rate_info, intervals, history, next_time)
+        previous = self.since_funding.get(asset) or self.since_funding.get(symbol)
+        interval = funding_interval(symbol, rate_info, intervals, history, next_time, previous)
+        # The interval rarely changes: the last one known stands in when this poll cannot tell.
+        key = ("funding interval", name, symbol)
+        interval = interval or self.clients.history_cache.get(key)
+        if interval is None:
+            log.warning("%s: the exchange states no funding interval and there is no settlement to"
+                        " infer it from; assuming 8h", symbol)
+            interval = FALLBACK_INTERVAL_H
+        else:
+            self.clients.history_cache[key] = interval
         stamp = ms_to_dt(rate_info["timestamp"]) if rate_info.get("timestamp") else self.now
         size = dec(fut.market(symbol).get("contractSize")) or ONE
         return PerpQuote(symbol, mark, index, rate, interval, stamp, history, next_time, size)
@@ -362,21 +380,22 @@ def next_funding_time(rate_info: dict, now: datetime) -> datetime | None:
 
 
 def funding_interval(symbol: str, rate_info: dict, intervals: Mapping[str, Decimal],
-                     history: tuple[FundingPrint, ...], next_time: datetime | None) -> Decimal:
-    """The symbol's own interval: from the exchange, else from its settlement times, else 8h."""
+                     history: tuple[FundingPrint, ...], next_time: datetime | None,
+                     previous: datetime | None = None) -> Decimal | None:
+    """The symbol's own interval as the exchange states it, else from its settlement times
+    (`previous`: the last settlement already held); None when nothing tells."""
     stated = parse_interval(rate_info.get("interval")) or intervals.get(symbol)
     if stated:
         return stated
-    times = [p.time for p in history[-2:]] + ([next_time] if next_time else [])
+    settled = [p.time for p in history]
+    if previous is not None and previous.minute == previous.second == 0:  # settlements are on the hour
+        settled = sorted({previous, *settled})
+    times = settled[-2:] + ([next_time] if next_time else [])
     # The smallest gap: a settlement not yet published doubles the other gap, a new shorter
     # interval shows first in the newest gap.
     gaps = [Decimal((b - a).total_seconds()) / 3600 for a, b in itertools.pairwise(times)]
     gaps = [g.quantize(Decimal("0.01")) for g in gaps if 0 < g <= 24]
-    if gaps:
-        return min(gaps).normalize()
-    log.warning("%s: the exchange states no funding interval and there is no settlement to infer"
-                " it from; assuming 8h", symbol)
-    return FALLBACK_INTERVAL_H
+    return min(gaps).normalize() if gaps else None
 
 
 async def _okx_index(client: Client, market: dict) -> Decimal:

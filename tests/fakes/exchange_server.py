@@ -18,7 +18,10 @@ What is served, and from where (all under `$PREMIA_SHARED_DATA/raw`, see `data/S
   hours stay; snapshot times (`time`, `ts`, `closeTime`) become the time of the request.
 
 Tests inject faults per route (`fail`, `delay`, `malformed`, `binance_error`), add latency, and
-read `requests`. Other endpoints (orders, balances) are added with `server.route(...)`.
+read `requests`. Other endpoints (orders, balances, positions) are added by registering a handler
+for (method, host, path) with `@server.route("POST", BINANCE_SPOT, "/api/v3/order")`; the handler
+gets a `FakeRequest` (`params()` merges query and body) and returns JSON-able data or a
+`web.Response`. Run alone (`python -m tests.fakes.exchange_server [latency_s]`) it prints its port.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from decimal import Decimal
 from functools import cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl
 
 from aiohttp import web
 
@@ -183,6 +187,15 @@ class FakeRequest:
     body: str
     headers: dict[str, str]
     server: FakeExchange
+
+    def params(self) -> dict[str, str]:
+        """Query and body parameters together (url-encoded or JSON), as order endpoints need."""
+        body: dict[str, str] = {}
+        if self.body.lstrip().startswith("{"):
+            body = {k: str(v) for k, v in json.loads(self.body).items()}
+        elif self.body:
+            body = dict(parse_qsl(self.body, keep_blank_values=True))
+        return {**self.query, **body}
 
 
 @dataclass

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import ClassVar
@@ -63,10 +62,16 @@ def test_a_shortened_interval_shows_in_the_newest_gap() -> None:
     assert funding_interval("X", {}, {}, history, datetime(2026, 3, 2, 4, tzinfo=UTC)) == 4
 
 
-def test_unknown_interval_falls_back_to_8h_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.WARNING)
-    assert funding_interval("ABC/USDT:USDT", {}, {}, (), None) == 8
-    assert "ABC/USDT:USDT" in caplog.text and "assuming 8h" in caplog.text
+def test_nothing_to_infer_from_is_none() -> None:
+    assert funding_interval("X", {}, {}, (), None) is None
+    assert funding_interval("X", {}, {}, (), datetime(2026, 3, 2, 16, tzinfo=UTC)) is None
+
+
+def test_the_last_settlement_held_counts_when_history_is_empty() -> None:
+    held, next_time = datetime(2026, 3, 2, 8, 0, 0, 4000, tzinfo=UTC), datetime(2026, 3, 2, 16, tzinfo=UTC)
+    assert funding_interval("X", {}, {}, (), next_time, held) == 8
+    # A `since` that is not a settlement time (not on the hour) tells nothing.
+    assert funding_interval("X", {}, {}, (), next_time, datetime(2026, 3, 2, 9, 25, tzinfo=UTC)) is None
 
 
 def test_next_funding_time_takes_the_first_upcoming() -> None:

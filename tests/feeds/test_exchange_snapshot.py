@@ -190,6 +190,38 @@ async def test_since_funding_asks_only_for_newer_prints(exchange: FakeExchange) 
         last = first.markets["BTC"].perp.funding_history[-3].time
         second = await fetch_markets_snapshot(clients, settings, now, {"BTC": last})
     history = second.markets["BTC"].perp.funding_history
+    assert second.markets["BTC"].perp.funding_interval_hours == 8
     assert [p.time for p in history] == [p.time for p in first.markets["BTC"].perp.funding_history[-2:]]
     start = int(exchange.requests_to(BINANCE_FAPI, "/fapi/v1/fundingRate")[-1].query["startTime"])
     assert start == int(last.timestamp() * 1000) + 1
+
+
+async def test_daily_closes_are_asked_for_once_a_day(exchange: FakeExchange) -> None:
+    settings = make_settings(exchange.prefix, {"BTC": {"exchange": "binance"}})
+    now = datetime.now(UTC)
+    async with clients_for(settings) as clients:
+        first = await fetch_markets_snapshot(clients, settings, now)
+        second = await fetch_markets_snapshot(clients, settings, now + timedelta(minutes=5))
+        tomorrow = await fetch_markets_snapshot(clients, settings, now + timedelta(days=1))
+    assert first.markets["BTC"].closes == second.markets["BTC"].closes
+    assert len(exchange.requests_to(BINANCE_SPOT, "/api/v3/klines")) == 2
+    assert tomorrow.markets["BTC"].closes
+
+
+async def test_steady_state_keeps_the_interval_without_new_prints(
+        exchange: FakeExchange, caplog: pytest.LogCaptureFixture) -> None:
+    assets = {"BTC": {"exchange": "binance"}, "WIF": {"exchange": "binance"}}
+    settings = make_settings(exchange.prefix, assets)
+    now = datetime.now(UTC)
+    async with clients_for(settings) as clients:
+        first = await fetch_markets_snapshot(clients, settings, now)
+        held = {a: m.perp.funding_history[-1].time for a, m in first.markets.items()}
+        steady = await fetch_markets_snapshot(clients, settings, now, held)
+        # A `since` that is no settlement time, and no history to infer from: the last known.
+        odd = await fetch_markets_snapshot(clients, settings, now,
+                                           {**held, "BTC": held["BTC"] + timedelta(minutes=7)})
+    for result in (steady, odd):
+        assert result.markets["BTC"].perp.funding_history == ()
+        assert result.markets["BTC"].perp.funding_interval_hours == 8
+        assert result.markets["WIF"].perp.funding_interval_hours == 4
+    assert "assuming 8h" not in caplog.text
