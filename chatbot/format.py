@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 from chatbot.replies import Button, Reply, Table
+from core.execution_report import ExecutionReport
 from core.models import Order, Proposal
 
 MINUS = "−"
@@ -205,9 +206,29 @@ def proposal_reply(
                  extra=extra)
 
 
-def execution_text(report: object, quote: str) -> str:
-    """An execution report for a phone (placeholder until core.execution's report lands)."""
-    return str(report)
+def execution_parts(report: ExecutionReport, quote: str) -> tuple[str, Table | None]:
+    """An execution report for a phone: a summary, then one table row per leg."""
+    done = sum(1 for f in report.fills if f.status == "filled")
+    lines = [f"{status_word(report.status).capitalize()}: {done} of {len(report.fills)} legs filled"]
+    slips = [(f.slippage, f.filled * (f.avg_price or 0)) for f in report.fills
+             if f.slippage is not None and f.filled]
+    weight = sum((w for _, w in slips), Decimal(0))
+    slip = f" · slippage {pct(sum((s * w for s, w in slips), Decimal(0)) / weight, 2, signed=True)}" \
+        if weight else ""
+    lines.append(f"Fees {money(report.fees)} {quote}{slip}")
+    lines.append(f"Funding at the next settlement {money(report.funding)} {quote}"
+                 + (" (received)" if report.funding > 0 else " (paid)" if report.funding < 0 else ""))
+    if report.weights_after:
+        lines.append("Now: " + weights_line(report.weights_after))
+    lines.append(f"Net futures {pct(report.net_futures_exposure_after, signed=True)}")
+    lines.extend(f"• {m}" for m in report.messages[:6])
+    lines.extend(f"• leg {f.leg + 1}: {f.message}" for f in report.fills if f.message)
+    if not report.fills:
+        return "\n".join(lines), None
+    rows = tuple((str(f.leg + 1), f.side, f.symbol.split(":")[0], f"{amount(f.filled)}/{amount(f.planned)}",
+                  money(f.avg_price) if f.avg_price is not None else "—", f.status)
+                 for f in report.fills)
+    return "\n".join(lines), Table(("#", "side", "market", "filled", "avg", "state"), rows)
 
 
 def weights_table(rows: Iterable[tuple[str, Decimal, Decimal]]) -> Table:

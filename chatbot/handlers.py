@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any, Protocol
 
 from chatbot import format as fmt
@@ -21,6 +22,7 @@ from chatbot.replies import Caller, Reply, Role, Table
 from core.config import Settings
 from core.errors import CommandError
 from core.evaluate import Evaluation
+from core.execution_report import ExecutionReport
 from core.models import MarketSnapshot, Portfolio, Proposal
 from core.rules import build_rules
 from core.signals import basis_apr, funding_apr, nearest_future, perp_premium, realized_vol
@@ -43,7 +45,8 @@ class EngineView(Protocol):
 class ExecutorView(Protocol):
     """The part of core.execution.Executor the commands use."""
 
-    async def approve(self, proposal_id: str, actor: str, via: str, chat_id: str | None) -> Any: ...
+    async def approve(self, proposal_id: str, actor: str, via: str,
+                      chat_id: str | None) -> ExecutionReport: ...
 
     async def reject(self, proposal_id: str, actor: str, via: str, chat_id: str | None) -> str: ...
 
@@ -57,7 +60,8 @@ class Services:
     engine: EngineView | None = None
     executor: ExecutorView | None = None
     clock: Callable[[], datetime] = field(default=lambda: datetime.now().astimezone())
-    history_dir: Any = None  # a folder of CSV history for /backtest (None: not available)
+    # CSV history for /backtest; None: the store, then settings.history_dir, then ../shared/data.
+    history_dir: Path | None = None
     notes: dict[str, str] = field(default_factory=dict)  # e.g. "telegram_conflict" for /status
 
 

@@ -21,6 +21,7 @@ from core.signals import funding_apr
 KINDS = ("allocation", "funding", "basis")
 FUNDING_DAYS = 30
 BASIS_DAYS = 90
+WARMUP = timedelta(days=90)
 _BACKTEST_LOCK = asyncio.Lock()  # one at a time: a backtest holds a CPU and ~100 MB
 
 
@@ -115,19 +116,18 @@ async def backtest(req: Request) -> Reply:
     start = parsing.day(req.args[1]) if len(req.args) > 1 else end - timedelta(days=365)
     if start >= end:
         raise req.usage_error("FROM must be before TO.")
-    if s.history_dir is None:
-        raise CommandError("Backtests need market history: set history_dir in the config.")
     if _BACKTEST_LOCK.locked():
         raise CommandError("A backtest is already running; try again when it has finished.")
     async with _BACKTEST_LOCK:
-        rows, curves, result = await asyncio.to_thread(_run, s, preset, start, end)
+        rows, curves, result, source = await asyncio.to_thread(_run, s, preset, start, end)
         from chatbot import charts
 
         title = f"{preset} {result.start:%Y-%m-%d} → {result.end:%Y-%m-%d}"
         png = await asyncio.to_thread(charts.equity_chart, curves, title)
     table = Table(("run", "final", "CAGR", "max DD", "Sharpe"), tuple(r[1:6] for r in rows))
     initial = next(iter(result.runs.values())).initial_value
-    notes = [f"Start {fmt.money(initial, 0)} {s.settings.quote} on paper; baselines beside the preset"]
+    notes = [f"Start {fmt.money(initial, 0)} {s.settings.quote} on paper; baselines beside the preset",
+             f"Data: {source}"]
     notes += [f"• {n}" for n in result.notes[:3]]
     return Reply(title=f"Backtest {title}", text="\n".join(notes), tables=(table,),
                  image=Image(png, f"backtest-{preset}.png", title))
@@ -135,11 +135,13 @@ async def backtest(req: Request) -> Reply:
 
 def _run(s: Services, preset: str, start: date, end: date) -> tuple:
     from core.backtest import backtest_reply_data, run_backtest
-    from core.history_csv import load_history
+    from core.backtest_data import find_history
 
-    frame = load_history(s.history_dir, list(s.settings.assets), start, end)
-    if not frame.days:
+    assets = list(s.settings.assets)
+    # Loaded from before `start`, so the rules have their look-back windows on the first day.
+    history = find_history(s.settings, assets, start - WARMUP, end, s.history_dir)
+    if not history.frame.days:
         raise CommandError(f"No history between {start} and {end}.")
-    result = run_backtest(frame, s.settings, preset, start, end)
+    result = run_backtest(history.frame, s.settings, preset, start, end, perp_closes=history.perp_closes)
     rows, curves = backtest_reply_data(result)
-    return rows, curves, result
+    return rows, curves, result, history.description

@@ -15,6 +15,7 @@ from chatbot import parsing
 from chatbot.handlers import NO_DATA, Request, Services, open_proposal
 from chatbot.replies import Reply
 from core.errors import CommandError, ExecutionError
+from core.execution_report import ExecutionReport
 from core.models import Proposal
 from core.store import StoredProposal
 
@@ -117,15 +118,13 @@ def _refused(req: Request, sp: StoredProposal, exc: ExecutionError) -> Reply:
     return Reply(text=f"{sp.id} was not executed: {exc}", level="error", subject=sp.id)
 
 
-def execution_reply(req: Request, p: Proposal, report: object) -> Reply:
+def execution_reply(req: Request, p: Proposal, report: ExecutionReport) -> Reply:
     """The execution report under the proposal's id, so the pressed message shows the outcome."""
-    s = req.services
-    current = s.store.get_proposal(p.id)
-    status = current.status if current is not None else "executed"
-    text = fmt.execution_text(report, _quote(s))
+    text, table = fmt.execution_parts(report, _quote(req.services))
     who = req.caller.display_name or req.actor
-    return Reply(title=f"Proposal {p.id} · {fmt.status_word(status)}",
-                 text=f"Approved by {who}.\n{text}".strip(), subject=p.id)
+    mode = "paper" if req.services.settings.mode == "paper" else "LIVE"
+    return Reply(title=f"Proposal {p.id} · {fmt.status_word(report.status)} ({mode})",
+                 text=f"Approved by {who}.\n{text}", tables=(table,) if table else (), subject=p.id)
 
 
 async def reject(req: Request) -> Reply:

@@ -229,3 +229,20 @@ async def test_stranger_gets_no_data(world: World):
     assert reply.level == "error"
     assert "allowlist" in reply.text and "6666" in reply.text
     assert "Portfolio" not in reply.as_plain_text()
+
+
+async def test_backtest_replays_shared_history(world: World, shared_data):
+    world.dispatcher.services.history_dir = shared_data
+    reply = await world.say("/backtest balanced-aggression 2023-01-01 2023-06-30")
+    assert reply.level == "info", reply.text
+    assert reply.title == "Backtest balanced-aggression 2023-01-01 → 2023-06-30"
+    assert reply.tables[0].headers == ("run", "final", "CAGR", "max DD", "Sharpe")
+    assert [r[0] for r in reply.tables[0].rows] == ["strategy", "buy-and-hold", "monthly", "bands-only"]
+    assert reply.image is not None and reply.image.png.startswith(PNG_SIGNATURE)
+    assert "CSV history" in reply.text
+
+
+async def test_backtest_argument_errors(world: World):
+    assert "not a preset; pick one of: accumulation" in (await world.say("/backtest yolo")).text
+    assert "is not a date" in (await world.say("/backtest defensive 2023-13-01")).text
+    assert "FROM must be before TO." in (await world.say("/backtest defensive 2023-05-01 2023-01-01")).text

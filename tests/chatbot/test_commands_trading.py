@@ -27,8 +27,13 @@ async def test_approve_goes_to_the_executor_with_who_and_where(world: World):
     assert world.executor is not None
     assert world.executor.calls == [(pid, "telegram:1001", "telegram", "-100500")]
     assert reply.subject == pid
-    assert reply.title == f"Proposal {pid} · executed"
-    assert "Approved by Alice." in reply.text and "2 fills on paper" in reply.text
+    assert reply.title == f"Proposal {pid} · executed (paper)"
+    assert reply.text.startswith("Approved by Alice.\nExecuted: 4 of 4 legs filled\nFees 62.00 USDT"
+                                 " · slippage +0.05%\nFunding at the next settlement 1.25 USDT (received)")
+    assert "Now: BTC 24% · " in reply.text
+    assert reply.tables[0].headers == ("#", "side", "market", "filled", "avg", "state")
+    assert reply.tables[0].rows[0][:3] == ("1", "sell", "BTC/USDT")
+    assert reply.tables[0].rows[0][-1] == "filled"
     stored = world.store.get_proposal(pid)
     assert stored is not None and stored.status == "executed" and stored.decided_by == "telegram:1001"
 
@@ -70,7 +75,7 @@ async def test_pause_blocks_approvals_until_resume(world: World):
     assert (await world.say("/resume")).title == "▶ Resumed"
     assert (await world.say("/resume")).text == "Trading is not paused."
     done = await world.press(f"approve:{pid}")
-    assert done.title.endswith("executed")
+    assert done.title.endswith("executed (paper)")
     actions = [(r["action"], r["actor"]) for r in world.store.audit_log(20)]
     assert ("pause", "telegram:1001") in actions and ("resume", "telegram:1001") in actions
 

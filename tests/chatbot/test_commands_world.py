@@ -22,6 +22,7 @@ from chatbot.replies import Caller, Reply
 from core.config import Settings, settings_from_dict
 from core.errors import ExecutionError
 from core.evaluate import Evaluation, evaluate
+from core.execution_report import ExecutionReport, LegFill
 from core.models import MarketSnapshot, Portfolio, Proposal
 from core.planner import plan
 from core.snapshot_io import parse_snapshot
@@ -108,14 +109,19 @@ class FakeExecutor:
     calls: list[tuple[str, str, str, str | None]] = field(default_factory=list)
     refuse_with: ExecutionError | None = None
 
-    async def approve(self, proposal_id: str, actor: str, via: str, chat_id: str | None) -> str:
+    async def approve(self, proposal_id: str, actor: str, via: str, chat_id: str | None) -> ExecutionReport:
         self.calls.append((proposal_id, actor, via, chat_id))
         if self.refuse_with is not None:
             raise self.refuse_with
         now = self.clock()
         assert self.store.transition(proposal_id, "proposed", "approved", now, actor, via, chat_id=chat_id)
         self.store.transition(proposal_id, "approved", "executed", now, "system", "executor")
-        return "2 fills on paper"
+        sp = self.store.get_proposal(proposal_id)
+        assert sp is not None
+        fills = tuple(LegFill(o.leg, o.symbol, o.market, o.side, o.amount, o.amount, o.limit_price, o.est_fee,
+                              Decimal("0.0005"), "filled") for o in sp.proposal.orders)
+        return ExecutionReport(proposal_id, "executed", fills, Decimal("1.25"), sp.proposal.weights_after,
+                               Decimal(0), fees=sum((f.fee for f in fills), Decimal(0)))
 
     async def reject(self, proposal_id: str, actor: str, via: str, chat_id: str | None) -> str:
         ok = self.store.transition(proposal_id, "proposed", "rejected", self.clock(), actor, via,
