@@ -10,7 +10,7 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import timedelta
-from decimal import ROUND_DOWN, Decimal
+from decimal import ROUND_CEILING, ROUND_DOWN, Decimal
 
 from core.book import Fill, apply_fills
 from core.config import Settings
@@ -44,6 +44,11 @@ def default_rule(settings: Settings, asset: str) -> MarketRule:
 def round_step(x: Decimal, step: Decimal) -> Decimal:
     """Round down to a multiple of `step` (exchanges reject finer amounts)."""
     return (x / step).to_integral_value(rounding=ROUND_DOWN) * step
+
+
+def round_step_up(x: Decimal, step: Decimal) -> Decimal:
+    """Round up to a multiple of `step` (a buy limit may be a tick more generous, never less)."""
+    return (x / step).to_integral_value(rounding=ROUND_CEILING) * step
 
 
 def new_proposal_id() -> str:
@@ -204,8 +209,10 @@ class Planner:
         c, rule = self.settings.costs, self.rule(d.symbol, d.asset)
         offset = c.limit_offset_bps * BPS
         limit = d.price * (1 + offset if d.side == "buy" else 1 - offset)
+        # ROUND_DOWN truncates toward zero, so -round_step(-x) is not a ceiling: a buy limit
+        # cut below price × (1 + offset) was never reached by the paper fill at that price.
         limit = round_step(limit, rule.price_step) if d.side == "sell" else (
-            -round_step(-limit, rule.price_step))
+            round_step_up(limit, rule.price_step))
         notional = d.amount * d.price * d.contract_size
         fee_bps = c.spot_fee_bps if d.market == "spot" else c.futures_fee_bps
         return Order(market=d.market, symbol=d.symbol, asset=d.asset, side=d.side, amount=d.amount,
