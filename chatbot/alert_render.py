@@ -1,21 +1,26 @@
-"""Outbox alert → Reply: what fired, why (values against thresholds), and what Premia proposes.
+"""Alerts out of the outbox: rendering, muting, and the pump that drains them to every chat.
 
-An alert that carries a proposal id shows the proposal as it stands *when it is delivered*: an
-alert held back by an outage never offers buttons for a proposal that has expired or been
-decided meanwhile.
+An alert says what fired, why (values against thresholds), and what Premia proposes. One that
+carries a proposal id shows the proposal as it stands *when it is delivered*: an alert held back
+by an outage never offers buttons for a proposal that has expired or been decided meanwhile.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 from chatbot import format as fmt
+from chatbot.delivery import Notifier, drain_outbox
 from chatbot.replies import Reply, Table
 from core.config import Settings
 from core.store import Store
 
+log = logging.getLogger(__name__)
 LATE = timedelta(minutes=5)
 TITLES = {
     "trigger": "Rule fired",
@@ -116,3 +121,97 @@ class AlertRenderer:
                  if not line.startswith(("Why:", "• "))]
         return Reply(text="\n".join(body), title=reply.title, tables=reply.tables + shown.tables,
                      buttons=shown.buttons, level="alert", subject=pid, extra=shown.extra)
+
+
+# ── muting and the pump ─────────────────────────────────────────────────────────────────────
+
+
+def alert_rules(alert: Mapping[str, Any]) -> set[str]:
+    """The rule names an alert speaks for ("volatility_spike", …), from its payload or key."""
+    payload = alert.get("payload") or {}
+    rules = set()
+    if isinstance(payload, Mapping):
+        for t in _triggers_of(payload):
+            if t.get("rule"):
+                rules.add(str(t["rule"]).partition(":")[0])
+        if payload.get("rule"):
+            rules.add(str(payload["rule"]).partition(":")[0])
+    return rules
+
+
+def muted_until(store: Store, rule: str) -> datetime | None:
+    flag = store.get_flag(f"mute:{rule}")
+    try:
+        return datetime.fromisoformat(str(flag["until"])) if flag and flag.get("until") else None
+    except ValueError:
+        return None
+
+
+class MutingOutbox:
+    """The outbox as the drain sees it, minus alerts whose rules are all muted right now.
+
+    A muted alert is marked delivered on that transport (with a log line), so it is dropped
+    rather than delivered late when the mute ends; /mute says "silence", not "later".
+    """
+
+    def __init__(self, store: Store, clock: Callable[[], datetime]) -> None:
+        self.store = store
+        self.clock = clock
+
+    def _muted(self, alert: Mapping[str, Any], now: datetime) -> bool:
+        until = muted_until(self.store, "all")
+        if until is not None and until > now:
+            return True
+        rules = alert_rules(alert)
+        return bool(rules) and all((u := muted_until(self.store, r)) is not None and u > now for r in rules)
+
+    def pending_alerts(self, transport: str, now: datetime, limit: int) -> list[dict[str, Any]]:
+        out = []
+        for alert in self.store.pending_alerts(transport, now, limit):
+            if self._muted(alert, now):
+                log.info("outbox: alert %s (%s) muted; not sent to %s", alert["id"], alert.get("kind"),
+                         transport)
+                self.store.mark_delivered(alert["id"], transport, now)
+            else:
+                out.append(alert)
+        return out
+
+    def subscribers(self, transport: str) -> list[str]:
+        return self.store.subscribers(transport)
+
+    def mark_delivered(self, alert_id: Any, transport: str, at: datetime) -> None:
+        self.store.mark_delivered(alert_id, transport, at)
+
+    def mark_failed(self, alert_id: Any, transport: str, error: str, retry_at: datetime) -> None:
+        self.store.mark_failed(alert_id, transport, error, retry_at)
+
+
+class AlertPump:
+    """Drains the outbox when poked (right after an engine cycle) and every `interval_s` anyway."""
+
+    def __init__(self, store: Store, notifiers: Sequence[Notifier], render: Callable[[Mapping], Reply],
+                 clock: Callable[[], datetime], interval_s: float = 5.0) -> None:
+        self.outbox = MutingOutbox(store, clock)
+        self.notifiers = notifiers  # the live list: adapters join it once connected
+        self.render = render
+        self.clock = clock
+        self.interval_s = interval_s
+        self._wake = asyncio.Event()
+        self._lock = asyncio.Lock()
+
+    def poke(self) -> None:
+        self._wake.set()
+
+    async def drain_once(self) -> int:
+        async with self._lock:  # a poke during a drain waits for it rather than sending twice
+            return await drain_outbox(self.outbox, list(self.notifiers), self.render, self.clock)
+
+    async def run(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.interval_s)
+            self._wake.clear()
+            try:
+                await self.drain_once()
+            except Exception:
+                log.exception("outbox: drain failed; retrying in %.0f s", self.interval_s)

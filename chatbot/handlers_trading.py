@@ -15,6 +15,7 @@ from chatbot import parsing
 from chatbot.handlers import NO_DATA, Request, Services, open_proposal
 from chatbot.replies import Reply
 from core.errors import CommandError, ExecutionError
+from core.execution import MarketMovedError
 from core.execution_report import ExecutionReport
 from core.models import Proposal
 from core.store import StoredProposal
@@ -111,7 +112,7 @@ async def approve(req: Request) -> Reply:
 def _refused(req: Request, sp: StoredProposal, exc: ExecutionError) -> Reply:
     """The executor said no; when it offers a fresh proposal, show that one with its buttons."""
     s, now = req.services, req.now
-    fresh_id = getattr(exc, "fresh_proposal_id", None)
+    fresh_id = exc.fresh_proposal_id if isinstance(exc, MarketMovedError) else None
     fresh = s.store.get_proposal(fresh_id) if fresh_id else None
     if fresh is not None and fresh.status == "proposed":
         return fmt.proposal_reply(fresh.proposal, _quote(s), now, note=f"{sp.id} was not executed: {exc}")
@@ -139,16 +140,14 @@ async def reject(req: Request) -> Reply:
     chat = req.caller.chat_id or None
     if s.executor is not None:
         try:
-            message = await s.executor.reject(pid, req.actor, req.caller.transport, chat)
+            await s.executor.reject(pid, req.actor, req.caller.transport, chat)
         except ExecutionError as exc:
             raise CommandError(str(exc)) from None
-    elif s.store.transition(pid, "proposed", "rejected", now, req.actor, req.caller.transport,
-                            "rejected in chat", chat_id=chat):
-        message = "Nothing was traded."
-    else:
+    elif not s.store.transition(pid, "proposed", "rejected", now, req.actor, req.caller.transport,
+                                "rejected in chat", chat_id=chat):
         # Decided by someone else between the check and now.
         _sp, answer = _current(req, pid)
         return answer or Reply(text=f"{pid} could not be rejected.", level="error")
     who = req.caller.display_name or req.actor
-    note = f"Rejected by {who}. {message}".strip()
+    note = f"Rejected by {who}. Nothing was traded."
     return fmt.proposal_reply(sp.proposal, _quote(s), now, status="rejected", note=note)

@@ -5,12 +5,16 @@ from __future__ import annotations
 from datetime import datetime
 
 from core.errors import ExecutionError
+from core.execution import MarketMovedError
 from core.planner import plan as make_plan
 from tests.chatbot.test_commands_world import (
     DISCORD_TRADER,
     GROUP_TRADER,
     World,
+    drifted_doc,
     make_world,
+    paper_world,
+    parse,
     world_fixture,  # noqa: F401 — the `world` fixture
 )
 
@@ -96,8 +100,7 @@ async def test_market_moved_refusal_offers_the_fresh_proposal(world: World):
     fresh = make_plan(ev, snap, portfolio, world.settings, strategy="balanced-aggression",
                       proposal_id="P-FRESH1")
     world.store.save_proposal(fresh)
-    refusal = ExecutionError("BTC moved 1.4% since the proposal (tolerance 1.0%)")
-    refusal.fresh_proposal_id = "P-FRESH1"  # type: ignore[attr-defined]
+    refusal = MarketMovedError("BTC moved 1.4% since the proposal (tolerance 1.0%)", "P-FRESH1")
     assert world.executor is not None
     world.executor.refuse_with = refusal
     reply = await world.press(f"approve:{pid}")
@@ -160,3 +163,67 @@ async def test_mute_argument_errors(world: World):
     assert (await world.say("/mute fear_greed 90d")).text == "Pick a duration between 1m and 30d."
     one = await world.say("/mute fear_greed")
     assert one.text.endswith("Usage: /mute RULE DURATION")
+
+
+# ── end to end on paper: the real Executor and PaperBroker ──────────────────────────────────
+
+
+async def test_approve_end_to_end_on_paper(tmp_path):
+    w = await paper_world(tmp_path)
+    pid = (await w.say("/plan")).subject
+    assert pid is not None
+    before = w.store.get_paper_book()
+    reply = await w.press(f"approve:{pid}", GROUP_TRADER)
+    assert reply.level == "info", reply.text
+    assert reply.title == f"Proposal {pid} · executed (paper)"
+    assert "Executed: 4 of 4 legs filled" in reply.text
+    assert [r[-1] for r in reply.tables[0].rows] == ["filled"] * 4
+    assert not reply.buttons and reply.subject == pid
+    sp = w.store.get_proposal(pid)
+    assert sp is not None and sp.status == "executed" and sp.decided_by == "telegram:1001"
+    assert w.store.get_paper_book() != before
+    status = (await w.say("/status")).as_plain_text()
+    assert "Band ±5 pp: all within" in status  # the paper book now sits on its targets
+    again = await w.press(f"approve:{pid}", DISCORD_TRADER)
+    assert "Nothing changed." in again.text
+    assert len(w.store.orders_for(pid)) == 4  # still one order per leg
+    w.store.close()
+
+
+async def test_paper_approval_refused_while_paused_then_executed(tmp_path):
+    w = await paper_world(tmp_path)
+    pid = (await w.say("/plan")).subject
+    await w.say("/pause")
+    assert (await w.say(f"/approve {pid}")).text.startswith("Trading is paused")
+    assert w.store.orders_for(pid) == []
+    await w.say("/resume")
+    assert (await w.say(f"/approve {pid}")).title.endswith("executed (paper)")
+    w.store.close()
+
+
+async def test_paper_market_move_offers_a_fresh_proposal(tmp_path):
+    w = await paper_world(tmp_path)
+    pid = (await w.say("/plan")).subject
+    assert w.engine.view is not None
+    moved = drifted_doc()
+    moved["assets"]["BTC"]["spot"]["price"] = "61800"  # +3%: beyond the 1% tolerance
+    w.engine.view = parse(moved)
+    reply = await w.press(f"approve:{pid}")
+    assert reply.level == "info", reply.text
+    assert reply.text.startswith(f"{pid} was not executed: Not executed: prices moved")
+    fresh = reply.subject
+    assert fresh and fresh != pid
+    assert [b.action for b in reply.buttons] == [f"approve:{fresh}", f"reject:{fresh}"]
+    old = w.store.get_proposal(pid)
+    assert old is not None and old.status == "superseded"
+    assert (await w.press(f"approve:{fresh}")).title.endswith("executed (paper)")
+    w.store.close()
+
+
+async def test_paper_reject_through_the_executor(tmp_path):
+    w = await paper_world(tmp_path)
+    pid = (await w.say("/plan")).subject
+    reply = await w.say(f"/reject {pid}")
+    assert reply.title == f"Proposal {pid} · rejected"
+    assert (await w.say(f"/reject {pid}")).text.startswith(f"{pid} is already rejected by 1001 via telegram")
+    w.store.close()

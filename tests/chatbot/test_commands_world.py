@@ -19,9 +19,11 @@ from chatbot.commands import CommandDispatcher
 from chatbot.console import ConsoleAdapter
 from chatbot.handlers import Services
 from chatbot.replies import Caller, Reply
+from core.brokers.paper import PaperBroker
 from core.config import Settings, settings_from_dict
 from core.errors import ExecutionError
 from core.evaluate import Evaluation, evaluate
+from core.execution import Executor
 from core.execution_report import ExecutionReport, LegFill
 from core.models import MarketSnapshot, Portfolio, Proposal
 from core.planner import plan
@@ -62,10 +64,17 @@ def settings_for(**over: Any) -> Settings:
     return settings_from_dict(raw)
 
 
+DRIFTED = {"BTC": 0.5, "ETH": 0.1, "SOL": 0.1, "USDT": 0.3}
+
+
 def drifted_doc(fear_greed: int = 20) -> dict[str, Any]:
     """Four assets; BTC far overweight, XRP missing: the drift rule fires."""
-    return sc.snapshot(sc.four_assets(), sc.units({"BTC": 0.5, "ETH": 0.1, "SOL": 0.1, "USDT": 0.3}),
-                       fear_greed=fear_greed)
+    return sc.snapshot(sc.four_assets(), sc.units(DRIFTED), fear_greed=fear_greed)
+
+
+def paper_settings() -> Settings:
+    """Settings whose paper book starts as the drifted portfolio."""
+    return settings_for(paper={"balances": {a: str(v) for a, v in sc.units(DRIFTED).items()}})
 
 
 def balanced_doc() -> dict[str, Any]:
@@ -79,25 +88,34 @@ def parse(doc: dict[str, Any]) -> tuple[MarketSnapshot, Portfolio]:
 
 
 class SnapshotEngine:
-    """Serves one market snapshot and portfolio, evaluated with the store's rule states."""
+    """Serves one market snapshot (the paper book's portfolio when there is a paper broker)."""
 
-    def __init__(self, settings: Settings, store: Store, doc: dict[str, Any] | None) -> None:
-        self.settings, self.store = settings, store
+    def __init__(self, settings: Settings, store: Store, doc: dict[str, Any] | None,
+                 broker: PaperBroker | None = None) -> None:
+        self.settings, self.store, self.broker = settings, store, broker
         self.view = parse(doc) if doc is not None else None
         self.fresh_calls = 0
+
+    def _now(self) -> tuple[MarketSnapshot, Portfolio]:
+        assert self.view is not None
+        snap, portfolio = self.view
+        return snap, self.broker.book() if self.broker is not None else portfolio
 
     def latest(self) -> tuple[MarketSnapshot, Portfolio, Evaluation] | None:
         if self.view is None:
             return None
-        snap, portfolio = self.view
+        snap, portfolio = self._now()
         return snap, portfolio, evaluate(snap, portfolio, self.settings, {})
 
     async def fresh_plan(self) -> tuple[Evaluation, Proposal]:
         self.fresh_calls += 1
-        assert self.view is not None
-        snap, portfolio = self.view
+        snap, portfolio = self._now()
         ev = evaluate(snap, portfolio, self.settings, {})
         return ev, plan(ev, snap, portfolio, self.settings, strategy=self.settings.strategy.name)
+
+    async def refresh(self) -> MarketSnapshot:
+        """The market as the executor re-reads it on approval."""
+        return self._now()[0]
 
 
 @dataclass
@@ -136,7 +154,7 @@ class World:
     settings: Settings
     store: Store
     engine: SnapshotEngine
-    executor: FakeExecutor | None
+    executor: Any
     clock: Clock
     dispatcher: CommandDispatcher
 
@@ -152,11 +170,25 @@ class World:
 
 def make_world(tmp_path: Path, doc: dict[str, Any] | None = None, *, executor: bool = True,
                settings: Settings | None = None) -> World:
+    """A world with a fake executor (or none)."""
     settings = settings or settings_for()
     store = Store.open(tmp_path / "premia.db")
     clock = Clock()
     engine = SnapshotEngine(settings, store, drifted_doc() if doc is None else doc)
     ex = FakeExecutor(store, clock) if executor else None
+    services = Services(settings, store, engine, ex, clock=clock)
+    return World(settings, store, engine, ex, clock, CommandDispatcher(services))
+
+
+async def paper_world(tmp_path: Path) -> World:
+    """A world with the real Executor and PaperBroker over the paper book in the store."""
+    settings = paper_settings()
+    store = Store.open(tmp_path / "premia.db")
+    clock = Clock()
+    broker = PaperBroker(settings, store, clock)
+    engine = SnapshotEngine(settings, store, drifted_doc(), broker)
+    ex = Executor(settings, store, broker, engine.refresh, clock)
+    await ex.reconcile()
     services = Services(settings, store, engine, ex, clock=clock)
     return World(settings, store, engine, ex, clock, CommandDispatcher(services))
 
