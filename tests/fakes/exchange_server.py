@@ -503,7 +503,8 @@ def _register_binance(ex: FakeExchange) -> None:
 
     @ex.route("GET", BINANCE_FAPI, "/fapi/v1/exchangeInfo")
     async def fapi_exchange_info(req: FakeRequest) -> Any:
-        return {**ex.cached(("binance usdm", ex.week_shift(rec.anchor_ms)), futures_market_list),
+        shifts = (ex.week_shift(rec.anchor_ms), ex.week_shift(fut_info["serverTime"]))
+        return {**ex.cached(("binance usdm", *shifts), futures_market_list),
                 "serverTime": ex.now_ms()}
 
     @ex.route("GET", BINANCE_DAPI, "/dapi/v1/exchangeInfo")
@@ -679,7 +680,11 @@ def _register_bybit(ex: FakeExchange) -> None:
             return _bybit_bad_symbol(ex.now_ms())
         rows = ex.funding_history("bybit", base, rec.perps[base].interval_h)
         if base == "BTC" and not rec.funding.get(("bybit", "BTC")):
-            rows = [(0, e["fundingRate"]) for e in funding_hist["result"]["list"]]
+            # nautilus's two recorded prints (newest first), moved to the latest settlements.
+            step = rec.perps[base].interval_h * HOUR_MS
+            last = ex.now_ms() // step * step
+            recorded_rows = funding_hist["result"]["list"]
+            rows = [(last - i * step, e["fundingRate"]) for i, e in enumerate(recorded_rows)][::-1]
         start, end = int(req.query.get("startTime", 0)), int(req.query.get("endTime", 2**62))
         rows = [r for r in rows if start <= r[0] <= end][::-1][: int(req.query.get("limit", 200))]
         return _bybit_envelope({"category": "linear", "list": [
