@@ -76,7 +76,7 @@ class RunResult:
 
     def regime_summary(self) -> str:
         """Time outside the resting states, e.g. "funding_regime high 31%, fear_greed fear 12%"."""
-        parts = [f"{rule} {state} {share:.0%}"
+        parts = [f"{rule} {state} {share:.0%}" if share >= 0.01 else f"{rule} {state} <1%"
                  for rule, shares in self.regime_share().items()
                  for state, share in shares.items() if state not in RESTING and share > 0]
         return ", ".join(parts) or "-"
@@ -150,11 +150,11 @@ def trading_days(replay: Replay, start: date | None, end: date | None) -> tuple[
     frame = replay.frame
     days = replay.trading_days(start, end)
     if len(days) < 2:
-        have = f"{frame.start}..{frame.end}" if frame.days else "nothing"
+        have = f"covers {frame.start} to {frame.end}" if frame.days else "has nothing in that range"
         raise BacktestError(
             f"not enough history between {start or 'the start'} and {end or 'the end'} for "
-            f"{', '.join(replay.assets) or 'the configured assets'}: the data covers {have} "
-            f"({frame.source})")
+            f"{', '.join(replay.assets) or 'the configured assets'}: the data ({frame.source}) "
+            f"{have}; pick dates inside it")
     notes = []
     if start and days[0] > start:
         notes.append(f"starts on {days[0]}, the first day with a close for every asset")
@@ -231,18 +231,21 @@ def run_backtest(
     baselines: bool = True,
     replay: Replay | None = None,
     progress: Progress | None = None,
+    perp_closes: Mapping[str, Mapping[date, Decimal]] | None = None,
 ) -> BacktestResult:
     """Backtest one preset (and its baselines) over [start, end] of `frame`."""
     return run_presets(frame, settings, [preset], start, end, initial_value=initial_value,
-                       baselines=baselines, replay=replay, progress=progress)[0]
+                       baselines=baselines, replay=replay, progress=progress,
+                       perp_closes=perp_closes)[0]
 
 
 def run_presets(frame: HistoryFrame, settings: Settings, presets: Sequence[str], start: date | None,
                 end: date | None, *, initial_value: Decimal = DEFAULT_INITIAL, baselines: bool = True,
-                replay: Replay | None = None, progress: Progress | None = None) -> list[BacktestResult]:
+                replay: Replay | None = None, progress: Progress | None = None,
+                perp_closes: Mapping[str, Mapping[date, Decimal]] | None = None) -> list[BacktestResult]:
     """Several presets (each with its baselines) over the same days, in one lockstep pass."""
     chosen = [preset_settings(settings, p) for p in presets]
-    replay = replay or shared_replay(frame, settings, presets)
+    replay = replay or shared_replay(frame, settings, presets, perp_closes)
     days, notes = trading_days(replay, start, end)
     variants = VARIANTS if baselines else (STRATEGY,)
     results = run_many(replay, [(s, v) for s in chosen for v in variants], days, initial_value, progress)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date
 from decimal import Decimal
 from typing import TypeVar
@@ -108,17 +108,18 @@ def run_presets_parallel(
     initial_value: Decimal = DEFAULT_INITIAL,
     baselines: bool = True,
     progress: Progress | None = None,
+    perp_closes: Mapping[str, Mapping[date, Decimal]] | None = None,
 ) -> list[BacktestResult]:
     """`run_presets` split over this process and a forked child; results in `presets` order."""
     groups = split_presets(settings, presets) if len(presets) > 1 and can_fork() else [list(presets)]
-    if len(groups) == 1:
-        return run_presets(frame, settings, presets, start, end, initial_value=initial_value,
-                           baselines=baselines, progress=progress)
-    mine, theirs = groups
 
-    def part(names: list[str]) -> Callable[[Progress], list[BacktestResult]]:
+    def part(names: Sequence[str]) -> Callable[[Progress | None], list[BacktestResult]]:
         return lambda tick: run_presets(frame, settings, names, start, end, initial_value=initial_value,
-                                        baselines=baselines, progress=tick)
+                                        baselines=baselines, progress=tick, perp_closes=perp_closes)
+
+    if len(groups) == 1:
+        return part(presets)(progress)
+    mine, theirs = groups
 
     results = in_two(part(mine), part(theirs), (len(mine), len(theirs)), progress)
     by_name = {r.preset: r for r in results}

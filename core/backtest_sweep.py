@@ -6,7 +6,7 @@ computed once for the whole sweep; only the books' own evaluations and trades re
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -78,10 +78,11 @@ def run_sweep(
     initial_value: Decimal = DEFAULT_INITIAL,
     parallel: bool = True,
     progress: Progress | None = None,
+    perp_closes: Mapping[str, Mapping[date, Decimal]] | None = None,
 ) -> list[SweepPoint]:
     """Every (band, fee level) of `preset` over [start, end]; on two cores when `parallel`."""
     points = sweep_settings(settings, preset, bands or default_bands(), fee_levels)
-    replay = shared_replay(frame, settings, [preset])
+    replay = shared_replay(frame, settings, [preset], perp_closes)
     days, _ = trading_days(replay, start, end)
 
     def part(chunk: list) -> Callable[[Progress | None], list[RunResult]]:

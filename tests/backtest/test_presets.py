@@ -1,0 +1,107 @@
+"""Every preset on real 2021–2022 history and on a simulated market; speed-ups change nothing."""
+
+from __future__ import annotations
+
+import math
+from datetime import date
+from decimal import Decimal as D
+
+import pytest
+
+from core.backtest import VARIANTS, run_backtest, run_presets, shared_replay
+from core.backtest_parallel import run_presets_parallel, split_presets
+from core.backtest_sweep import run_sweep
+from core.config import load_presets
+from core.history_csv import load_history
+from core.replay import Replay
+from core.simulated_market import simulate_history
+from tests.backtest.helpers import make_settings
+
+PRESETS = list(load_presets())
+
+
+@pytest.fixture(scope="module")
+def simulated():
+    return simulate_history(["BTC", "ETH"], date(2023, 1, 1), 240, seed=11)
+
+
+def _sane(result, days: int) -> None:
+    assert set(result.runs) == set(VARIANTS)
+    for run in result.runs.values():
+        assert run.days == days
+        assert run.final_value > 0
+        perf = run.performance
+        assert all(math.isfinite(x) for x in (perf.cagr, perf.sharpe, perf.volatility, perf.turnover))
+        assert 0 <= perf.max_drawdown.depth < 1
+        assert run.fees >= 0 and run.slippage >= 0
+        assert run.unfilled == 0
+    strategy = result.strategy
+    assert strategy.rebalances >= 1 and strategy.regime_days
+
+
+def test_every_preset_runs_on_real_2021_2022_history(shared_data):
+    settings = make_settings()
+    h = load_history(shared_data, ["BTC", "ETH"], date(2021, 1, 1), date(2022, 12, 31))
+    results = run_presets(h, settings, PRESETS, None, None)
+    for result in results:
+        _sane(result, 730)
+    by = {r.preset: r.strategy for r in results}
+    # Real funding was mostly positive: the hedged yield presets earned it, net long books paid it.
+    assert by["yield-optimization"].funding > 0
+    assert by["aggressive-growth"].funding < 0
+    assert by["accumulation"].regime_days["funding_regime"].get("high", 0) > 0
+
+
+def test_every_preset_runs_on_a_simulated_market(simulated):
+    for result in run_presets(simulated, make_settings(), PRESETS, None, None):
+        _sane(result, 240)
+
+
+def test_lockstep_parallel_and_separate_runs_agree(simulated):
+    settings = make_settings()
+    together = run_presets(simulated, settings, PRESETS, None, None, baselines=False)
+    parallel = run_presets_parallel(simulated, settings, PRESETS, None, None, baselines=False)
+    for a, b in zip(together, parallel, strict=True):
+        assert a.preset == b.preset and a.strategy.equity == b.strategy.equity
+    for preset in ("accumulation", "aggressive-growth"):
+        alone = run_backtest(simulated, settings, preset, None, None, baselines=False)
+        assert alone.strategy.equity == next(r for r in together if r.preset == preset).strategy.equity
+
+
+def test_trimmed_windows_give_the_same_results_as_live_sized_snapshots(simulated):
+    settings = make_settings()
+    live = Replay(simulated, settings, funding_days=45, closes_days=90)
+    for preset in PRESETS:
+        fast = run_backtest(simulated, settings, preset, None, None, baselines=False)
+        full = run_backtest(simulated, settings, preset, None, None, baselines=False, replay=live)
+        assert fast.strategy.equity == full.strategy.equity, preset
+        assert fast.strategy.regime_days == full.strategy.regime_days, preset
+
+
+def test_presets_reading_one_funding_series_share_a_process():
+    groups = split_presets(make_settings(), PRESETS)
+    assert sorted(p for g in groups for p in g) == sorted(PRESETS)
+    assert any({"accumulation", "yield-optimization", "defensive"} <= set(g) for g in groups)
+    assert abs(len(groups[0]) - len(groups[1])) <= 1
+
+
+def test_a_band_and_fee_sweep_trades_less_with_wider_bands_and_pays_more_with_higher_fees(simulated):
+    settings = make_settings()
+    points = run_sweep(simulated, settings, "balanced-aggression", None, None, variant="bands-only",
+                       bands=[D(1), D(5), D(20)], fee_levels=[(D(2), D(2)), (D(25), D(10))])
+    assert len(points) == 6
+    low, high = points[:3], points[3:]
+    assert [p.band_pp for p in low] == [D(1), D(5), D(20)]
+    assert low[0].result.rebalances >= low[1].result.rebalances >= low[2].result.rebalances
+    for cheap, dear in zip(low, high, strict=True):
+        assert dear.result.fees > cheap.result.fees
+    same = run_sweep(simulated, settings, "balanced-aggression", None, None, variant="bands-only",
+                     bands=[D(5)], fee_levels=[(D(25), D(10))], parallel=False)
+    assert same[0].result.equity == high[1].result.equity
+
+
+def test_shared_replay_covers_the_widest_window_of_the_presets():
+    settings = make_settings()
+    replay = shared_replay(simulate_history(["BTC", "ETH"], date(2023, 1, 1), 30, seed=1), settings, PRESETS)
+    assert replay.funding_days == 16  # accumulation holds 14 days (plus two spare)
+    assert replay.closes_days == 61   # defensive judges a 60-day low (plus one)
