@@ -8,6 +8,7 @@ two presses can race. Nothing here trades: approval goes through the Executor.
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import datetime
 
 from chatbot import format as fmt
@@ -82,8 +83,10 @@ def _current(req: Request, pid: str) -> tuple[StoredProposal | None, Reply | Non
         return sp, None
     note = _decided_note(sp, status, now)
     if req.via_button:
-        # The pressed message is shown in its true state, without buttons that cannot work.
-        return None, fmt.proposal_reply(sp.proposal, _quote(req.services), now, status=status, note=note)
+        # The pressed message is shown in its true state, without buttons that cannot work; the
+        # title comes first, so it is also what the presser's toast says.
+        shown = fmt.proposal_reply(sp.proposal, _quote(req.services), now, status=status, note=note)
+        return None, replace(shown, title=f"Proposal {sp.id} · already {fmt.status_word(status)}")
     return None, Reply(text=note, level="error", subject=sp.id)
 
 

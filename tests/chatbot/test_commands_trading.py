@@ -51,7 +51,7 @@ async def test_a_second_approval_changes_nothing_and_says_so(world: World):
     pressed = await world.press(f"approve:{pid}", DISCORD_TRADER)
     # A press re-draws the pressed message in its true state, with no buttons left to press.
     assert pressed.level == "info" and not pressed.buttons
-    assert pressed.title == f"Proposal {pid} · executed"
+    assert pressed.title == f"Proposal {pid} · already executed"
     assert "Nothing changed." in pressed.text
     assert world.executor is not None and len(world.executor.calls) == 1
 
@@ -60,7 +60,7 @@ async def test_an_expired_proposal_cannot_be_approved(world: World):
     pid = await open_id(world)
     world.clock.advance(minutes=20)
     reply = await world.press(f"approve:{pid}")
-    assert reply.title == f"Proposal {pid} · expired"
+    assert reply.title == f"Proposal {pid} · already expired"
     assert "expired 7 min ago. Nothing changed; /plan for a fresh one." in reply.text
     assert not reply.buttons
     assert world.executor is not None and world.executor.calls == []
