@@ -1,0 +1,502 @@
+"""Order endpoints for the loopback exchange: Binance spot and USDⓈ-M, in Binance's own formats.
+
+`OrderDesk(server)` registers, on a running or not yet started `FakeExchange`:
+create / fetch / cancel order, open orders, account (balances), positions, leverage brackets and
+wallet transfers. Responses follow the recorded payloads in `$PREMIA_SHARED_DATA/raw` (ccxt's
+`createOrder`, `fetchBalance`, `fetchPositions` excerpts; nautilus' `http_futures_account_*`);
+filters (tick, step, minimum notional) come from the served exchangeInfo, and errors carry
+Binance's codes: -1013 filter failure, -2010 insufficient balance, -2019 margin, -2013/-2011
+unknown order, -4164 futures notional, -5022 post-only would take, -1022 bad signature.
+
+Requests must be signed (HMAC-SHA256 with the desk's secret, X-MBX-APIKEY header), like the
+real API. Fills: a marketable limit order fills at the market price at once, a passive one
+rests; a script (`desk.script(...)`) overrides that per order: full, partial, resting forever,
+filling later, rejected, or processed with its answer lost. The `ExchangeState` lives in the
+server, so it outlives any client: a restarted bot finds its orders there.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import itertools
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Literal
+from urllib.parse import parse_qsl, urlencode
+
+from aiohttp import web
+
+from tests.fakes.exchange_server import BINANCE_FAPI, BINANCE_SPOT, FakeExchange, FakeRequest
+
+Venue = Literal["spot", "usdm"]
+ZERO = Decimal(0)
+API_KEY = "premia-test-key"
+SECRET = "premia-test-secret"  # a test value; real secrets never reach tests
+
+
+@dataclass
+class Behaviour:
+    """What the exchange does with the next matching order."""
+
+    kind: Literal["auto", "fill", "partial", "rest", "fill_later", "reject", "lost"] = "auto"
+    fraction: Decimal = Decimal("0.5")  # partial: the share filled at once
+    polls: int = 1  # fill_later: fetches before it fills
+    code: int = -2010
+    msg: str = "Account has insufficient balance for requested action."
+    status: int = 400
+
+
+@dataclass
+class FakeOrder:
+    venue: Venue
+    order_id: int
+    client_order_id: str
+    symbol: str
+    side: str
+    type: str
+    time_in_force: str
+    price: Decimal
+    qty: Decimal
+    time: int
+    executed: Decimal = ZERO
+    cum_quote: Decimal = ZERO
+    status: str = "NEW"
+    update_time: int = 0
+    fills: list[dict[str, str]] = field(default_factory=list)
+    behaviour: Behaviour = field(default_factory=Behaviour)
+    polls: int = 0
+
+    @property
+    def open(self) -> bool:
+        return self.status in ("NEW", "PARTIALLY_FILLED")
+
+
+@dataclass
+class ExchangeState:
+    """Balances, positions and every order: what the exchange knows, across client restarts."""
+
+    spot: dict[str, list[Decimal]] = field(default_factory=dict)  # asset → [free, locked]
+    wallet: dict[str, Decimal] = field(default_factory=dict)  # USDⓈ-M wallet by asset
+    positions: dict[str, list[Decimal]] = field(default_factory=dict)  # symbol id → [amount, entry]
+    orders: dict[int, FakeOrder] = field(default_factory=dict)
+    create_requests: list[dict[str, str]] = field(default_factory=list)  # every one received
+    transfers: list[dict[str, str]] = field(default_factory=list)
+    ids: itertools.count = field(default_factory=lambda: itertools.count(8_389_765_000))
+
+    def free(self, asset: str) -> Decimal:
+        return self.spot.get(asset, [ZERO, ZERO])[0]
+
+    def move_spot(self, asset: str, free: Decimal = ZERO, locked: Decimal = ZERO) -> None:
+        row = self.spot.setdefault(asset, [ZERO, ZERO])
+        row[0] += free
+        row[1] += locked
+
+    def by_client_id(self, venue: Venue, symbol: str, cid: str) -> FakeOrder | None:
+        return next((o for o in self.orders.values() if o.venue == venue and o.symbol == symbol
+                     and o.client_order_id == cid), None)
+
+    def created(self, cid: str | None = None) -> list[dict[str, str]]:
+        return [r for r in self.create_requests if cid is None or r.get("newClientOrderId") == cid]
+
+
+def _s(x: Decimal) -> str:
+    return f"{x.normalize():f}" if x else "0"
+
+
+class BinanceError(Exception):
+    def __init__(self, code: int, msg: str, status: int = 400) -> None:
+        super().__init__(msg)
+        self.code, self.msg, self.status = code, msg, status
+
+    def response(self) -> web.Response:
+        return web.json_response({"code": self.code, "msg": self.msg}, status=self.status)
+
+
+class OrderDesk:
+    """The trading half of the loopback Binance; see the module docstring."""
+
+    def __init__(self, server: FakeExchange, state: ExchangeState | None = None, *,
+                 spot_fee: Decimal = Decimal("0.001"), futures_fee: Decimal = Decimal("0.0004"),
+                 leverage: int = 20) -> None:
+        self.server = server
+        self.state = state or ExchangeState()
+        self.spot_fee, self.futures_fee, self.leverage = spot_fee, futures_fee, leverage
+        self.prices: dict[tuple[Venue, str], Decimal] = {}
+        self.min_notional: dict[Venue, Decimal] = {}  # overrides the exchangeInfo filter
+        self._scripts: list[tuple[Venue | None, str | None, Behaviour]] = []
+        self._filters: dict[Venue, dict[str, dict[str, dict[str, str]]]] = {}
+        self._register()
+
+    # ── test controls ──────────────────────────────────────────────────────────────────────
+
+    def fund(self, spot: dict[str, str] | None = None, futures: dict[str, str] | None = None) -> None:
+        for asset, amount in (spot or {}).items():
+            self.state.move_spot(asset, Decimal(amount))
+        for asset, amount in (futures or {}).items():
+            self.state.wallet[asset] = self.state.wallet.get(asset, ZERO) + Decimal(amount)
+
+    def script(self, *behaviours: Behaviour, venue: Venue | None = None, symbol: str | None = None) -> None:
+        """The next matching orders get these behaviours, in turn (then "auto" again)."""
+        self._scripts.extend((venue, symbol, b) for b in behaviours)
+
+    def set_price(self, venue: Venue, symbol: str, price: str) -> None:
+        self.prices[(venue, symbol)] = Decimal(price)
+
+    def price(self, venue: Venue, symbol: str) -> Decimal:
+        if (venue, symbol) in self.prices:
+            return self.prices[(venue, symbol)]
+        rec = self.server.data
+        if symbol in rec.quarterlies:
+            return Decimal(rec.quarterlies[symbol][0])
+        st = rec.perps[symbol[:-4]]
+        return Decimal(st.index if venue == "spot" else st.mark)
+
+    def creates(self, venue: Venue | None = None) -> list[dict[str, str]]:
+        return [r for r in self.state.create_requests if venue is None or r["venue"] == venue]
+
+    # ── plumbing ───────────────────────────────────────────────────────────────────────────
+
+    def _register(self) -> None:
+        routes = [
+            ("POST", BINANCE_SPOT, "/api/v3/order", self._create, "spot"),
+            ("GET", BINANCE_SPOT, "/api/v3/order", self._fetch, "spot"),
+            ("DELETE", BINANCE_SPOT, "/api/v3/order", self._cancel, "spot"),
+            ("GET", BINANCE_SPOT, "/api/v3/openOrders", self._open_orders, "spot"),
+            ("GET", BINANCE_SPOT, "/api/v3/account", self._spot_account, "spot"),
+            ("POST", BINANCE_SPOT, "/sapi/v1/asset/transfer", self._transfer, "spot"),
+            ("POST", BINANCE_FAPI, "/fapi/v1/order", self._create, "usdm"),
+            ("GET", BINANCE_FAPI, "/fapi/v1/order", self._fetch, "usdm"),
+            ("DELETE", BINANCE_FAPI, "/fapi/v1/order", self._cancel, "usdm"),
+            ("GET", BINANCE_FAPI, "/fapi/v1/openOrders", self._open_orders, "usdm"),
+            ("GET", BINANCE_FAPI, "/fapi/v2/account", self._futures_account, "usdm"),
+            ("GET", BINANCE_FAPI, "/fapi/v3/account", self._futures_account, "usdm"),
+            ("GET", BINANCE_FAPI, "/fapi/v2/positionRisk", self._position_risk, "usdm"),
+            ("GET", BINANCE_FAPI, "/fapi/v3/positionRisk", self._position_risk, "usdm"),
+            ("GET", BINANCE_FAPI, "/fapi/v1/leverageBracket", self._brackets, "usdm"),
+        ]
+        for method, host, path, handler, venue in routes:
+            self.server.route(method, host, path)(self._signed(handler, venue))
+
+    def _signed(self, handler: Any, venue: Venue) -> Any:
+        async def run(req: FakeRequest) -> Any:
+            params = dict(req.query)
+            raw_body = req.body or ""
+            params.update(dict(parse_qsl(raw_body, keep_blank_values=True)))
+            try:
+                self._verify(req, raw_body)
+                return await handler(venue, params)
+            except BinanceError as exc:
+                return exc.response()
+        return run
+
+    def _verify(self, req: FakeRequest, body: str) -> None:
+        if req.headers.get("X-MBX-APIKEY") != API_KEY:
+            raise BinanceError(-2015, "Invalid API-key, IP, or permissions for action.", 401)
+        if "&signature=" in body:
+            signed, sig = body.rsplit("&signature=", 1)
+        else:
+            items = [(k, v) for k, v in req.query.items() if k != "signature"]
+            signed, sig = urlencode(items), req.query.get("signature", "")
+        good = hmac.new(SECRET.encode(), signed.encode(), hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(good, sig):
+            raise BinanceError(-1022, "Signature for this request is not valid.")
+
+    async def filters(self, venue: Venue, symbol: str) -> dict[str, dict[str, str]]:
+        if venue not in self._filters:
+            host, path = ((BINANCE_SPOT, "/api/v3/exchangeInfo") if venue == "spot"
+                          else (BINANCE_FAPI, "/fapi/v1/exchangeInfo"))
+            info = await self.server.routes[("GET", host, path)](
+                FakeRequest("GET", host, path, {}, "", {}, self.server))
+            self._filters[venue] = {s["symbol"]: {f["filterType"]: f for f in s["filters"]}
+                                    for s in info["symbols"]}
+        found = self._filters[venue].get(symbol)
+        if found is None:
+            raise BinanceError(-1121, "Invalid symbol.")
+        return found
+
+    def _behaviour(self, venue: Venue, symbol: str) -> Behaviour:
+        for i, (v, s, b) in enumerate(self._scripts):
+            if (v is None or v == venue) and (s is None or s == symbol):
+                del self._scripts[i]
+                return b
+        return Behaviour()
+
+    def _order(self, venue: Venue, params: dict[str, str]) -> FakeOrder:
+        symbol = params.get("symbol", "")
+        if params.get("orderId"):
+            found = self.state.orders.get(int(params["orderId"]))
+            found = found if found is not None and found.venue == venue and found.symbol == symbol else None
+        else:
+            found = self.state.by_client_id(venue, symbol, params.get("origClientOrderId", ""))
+        if found is None:
+            raise BinanceError(-2013, "Order does not exist.")
+        return found
+
+    # ── orders ─────────────────────────────────────────────────────────────────────────────
+
+    async def _create(self, venue: Venue, params: dict[str, str]) -> Any:
+        self.state.create_requests.append({"venue": venue, **params})
+        symbol, side = params.get("symbol", ""), params.get("side", "")
+        flt = await self.filters(venue, symbol)
+        qty, price = Decimal(params.get("quantity", "0")), Decimal(params.get("price", "0"))
+        cid = params.get("newClientOrderId") or f"web_{next(self.state.ids)}"
+        kind = params.get("type", "LIMIT")
+        tif = params.get("timeInForce", "GTC")
+        self._validate(venue, flt, qty, price, cid, symbol)
+        behaviour = self._behaviour(venue, symbol)
+        if behaviour.kind == "reject":
+            raise BinanceError(behaviour.code, behaviour.msg, behaviour.status)
+        market = self.price(venue, symbol)
+        marketable = price >= market if side == "BUY" else price <= market
+        post_only = kind == "LIMIT_MAKER" or tif == "GTX"
+        if post_only and marketable and behaviour.kind in ("auto", "lost"):
+            if venue == "spot":
+                raise BinanceError(-2010, "Order would immediately match and take.")
+            raise BinanceError(-5022, "Due to the order could not be executed as maker, the Post Only "
+                                      "order will be rejected.")
+        self._reserve(venue, symbol, side, qty, price)
+        now = self.server.now_ms()
+        order = FakeOrder(venue, next(self.state.ids), cid, symbol, side, kind, tif, price, qty, now,
+                          update_time=now, behaviour=behaviour)
+        self.state.orders[order.order_id] = order
+        if behaviour.kind == "fill" or (behaviour.kind in ("auto", "lost") and marketable):
+            self._fill(order, qty, market if marketable else price)
+        elif behaviour.kind == "partial":
+            step = Decimal(flt["LOT_SIZE"]["stepSize"])
+            part = (qty * behaviour.fraction / step).to_integral_value() * step
+            self._fill(order, part, market if marketable else price)
+        if behaviour.kind == "lost":
+            # Processed, then the answer is lost on the way back: the client must look it up.
+            return web.Response(text="Service Unavailable", status=503)
+        return self._payload(order, created=True)
+
+    def _validate(self, venue: Venue, flt: dict, qty: Decimal, price: Decimal, cid: str,
+                  symbol: str) -> None:
+        if self.state.by_client_id(venue, symbol, cid) is not None:
+            if venue == "spot":
+                raise BinanceError(-2010, "Duplicate order sent.")
+            raise BinanceError(-4116, "ClientOrderId is duplicated.")
+        lot, tick = flt["LOT_SIZE"], flt["PRICE_FILTER"]
+        if qty < Decimal(lot["minQty"]) or qty % Decimal(lot["stepSize"]) != 0:
+            raise BinanceError(-1013 if venue == "spot" else -1111,
+                               "Filter failure: LOT_SIZE" if venue == "spot"
+                               else "Precision is over the maximum defined for this asset.")
+        if price % Decimal(tick["tickSize"]) != 0:
+            raise BinanceError(-1013 if venue == "spot" else -4014,
+                               "Filter failure: PRICE_FILTER" if venue == "spot"
+                               else "Price not increased by tick size.")
+        rule = flt.get("MIN_NOTIONAL") or flt.get("NOTIONAL") or {}
+        minimum = self.min_notional.get(venue, Decimal(rule.get("minNotional") or rule.get("notional") or 0))
+        if qty * price < minimum:
+            if venue == "spot":
+                raise BinanceError(-1013, "Filter failure: NOTIONAL")
+            raise BinanceError(-4164, f"Order's notional must be no smaller than {_s(minimum)} "
+                                      "(unless you choose reduce only).")
+
+    def _split(self, symbol: str) -> tuple[str, str]:
+        pair = symbol.split("_")[0]
+        return pair[:-4], pair[-4:]
+
+    def _reserve(self, venue: Venue, symbol: str, side: str, qty: Decimal, price: Decimal) -> None:
+        base, quote = self._split(symbol)
+        if venue == "spot":
+            asset, amount = (quote, qty * price) if side == "BUY" else (base, qty)
+            if self.state.free(asset) < amount:
+                raise BinanceError(-2010, "Account has insufficient balance for requested action.")
+            self.state.move_spot(asset, -amount, amount)
+            return
+        held = self.state.positions.get(symbol, [ZERO, ZERO])[0]
+        signed = qty if side == "BUY" else -qty
+        added = max(ZERO, abs(held + signed) - abs(held))
+        if added * price / self.leverage > self.available_margin(quote):
+            raise BinanceError(-2019, "Margin is insufficient.")
+
+    def available_margin(self, asset: str = "USDT") -> Decimal:
+        used = sum((abs(a) * self.price("usdm", s) / self.leverage
+                    for s, (a, _) in self.state.positions.items()), ZERO)
+        pending = sum(((o.qty - o.executed) * o.price / self.leverage for o in self.state.orders.values()
+                       if o.venue == "usdm" and o.open), ZERO)
+        return self.state.wallet.get(asset, ZERO) - used - pending
+
+    def _fill(self, order: FakeOrder, qty: Decimal, price: Decimal) -> None:
+        if qty <= 0:
+            return
+        base, quote = self._split(order.symbol)
+        notional = qty * price
+        if order.venue == "spot":
+            buy = order.side == "BUY"
+            # The limit price was locked; the fill may be cheaper: unlock at the limit, pay the fill.
+            locked_asset, locked = (quote, qty * order.price) if buy else (base, qty)
+            self.state.move_spot(locked_asset, locked - (notional if buy else qty), -locked)
+            fee = (qty if buy else notional) * self.spot_fee
+            fee_asset = base if buy else quote
+            self.state.move_spot(base if buy else quote, (qty if buy else notional) - fee)
+        else:
+            fee, fee_asset = notional * self.futures_fee, quote
+            self.state.wallet[quote] = self.state.wallet.get(quote, ZERO) - fee
+            self._position(order.symbol, qty if order.side == "BUY" else -qty, price, quote)
+        order.executed += qty
+        order.cum_quote += notional
+        order.status = "FILLED" if order.executed >= order.qty else "PARTIALLY_FILLED"
+        order.update_time = self.server.now_ms()
+        order.fills.append({"price": _s(price), "qty": _s(qty), "commission": _s(fee),
+                            "commissionAsset": fee_asset, "tradeId": str(next(self.state.ids))})
+
+    def _position(self, symbol: str, signed: Decimal, price: Decimal, quote: str) -> None:
+        amount, entry = self.state.positions.get(symbol, [ZERO, ZERO])
+        new = amount + signed
+        if amount and (amount > 0) != (signed > 0):  # reducing: realize P&L on the closed part
+            closed = min(abs(signed), abs(amount))
+            pnl = closed * (price - entry) * (1 if amount > 0 else -1)
+            self.state.wallet[quote] = self.state.wallet.get(quote, ZERO) + pnl
+            entry = entry if abs(signed) <= abs(amount) else price
+        else:
+            entry = (abs(amount) * entry + abs(signed) * price) / abs(new) if new else ZERO
+        self.state.positions[symbol] = [new, entry if new else ZERO]
+
+    def _advance(self, order: FakeOrder) -> None:
+        """A resting order may fill as time passes (scripted `fill_later`, or the price crossed)."""
+        if not order.open:
+            return
+        order.polls += 1
+        market = self.price(order.venue, order.symbol)
+        crossed = market <= order.price if order.side == "BUY" else market >= order.price
+        b = order.behaviour
+        if (b.kind == "fill_later" and order.polls >= b.polls) or (b.kind == "auto" and crossed):
+            self._fill(order, order.qty - order.executed, order.price)
+
+    async def _fetch(self, venue: Venue, params: dict[str, str]) -> Any:
+        order = self._order(venue, params)
+        self._advance(order)
+        return self._payload(order)
+
+    async def _cancel(self, venue: Venue, params: dict[str, str]) -> Any:
+        order = self._order(venue, params)
+        if not order.open:
+            raise BinanceError(-2011, "Unknown order sent.")
+        left = order.qty - order.executed
+        if venue == "spot":
+            base, quote = self._split(order.symbol)
+            asset, amount = (quote, left * order.price) if order.side == "BUY" else (base, left)
+            self.state.move_spot(asset, amount, -amount)
+        order.status = "CANCELED"
+        order.update_time = self.server.now_ms()
+        out = self._payload(order)
+        if venue == "spot":
+            out = {**out, "origClientOrderId": order.client_order_id,
+                   "clientOrderId": f"cancel{order.order_id}", "transactTime": order.update_time}
+        return out
+
+    async def _open_orders(self, venue: Venue, params: dict[str, str]) -> Any:
+        symbol = params.get("symbol")
+        for o in list(self.state.orders.values()):
+            if o.venue == venue and (symbol is None or o.symbol == symbol):
+                self._advance(o)
+        return [self._payload(o) for o in self.state.orders.values()
+                if o.venue == venue and o.open and (symbol is None or o.symbol == symbol)]
+
+    def _payload(self, o: FakeOrder, created: bool = False) -> dict[str, Any]:
+        if o.venue == "spot":
+            out: dict[str, Any] = {
+                "symbol": o.symbol, "orderId": o.order_id, "orderListId": -1,
+                "clientOrderId": o.client_order_id, "price": _s(o.price), "origQty": _s(o.qty),
+                "executedQty": _s(o.executed), "cummulativeQuoteQty": _s(o.cum_quote),
+                "status": o.status, "timeInForce": o.time_in_force, "type": o.type, "side": o.side,
+                "workingTime": o.time, "origQuoteOrderQty": "0", "selfTradePreventionMode": "EXPIRE_MAKER"}
+            if created:  # newOrderRespType FULL
+                return {**out, "transactTime": o.time, "fills": o.fills}
+            return {**out, "stopPrice": "0", "icebergQty": "0", "time": o.time,
+                    "updateTime": o.update_time, "isWorking": True}
+        avg = o.cum_quote / o.executed if o.executed else ZERO
+        out = {"orderId": o.order_id, "symbol": o.symbol, "status": o.status,
+               "clientOrderId": o.client_order_id, "price": _s(o.price), "avgPrice": _s(avg),
+               "origQty": _s(o.qty), "executedQty": _s(o.executed), "cumQty": _s(o.executed),
+               "cumQuote": _s(o.cum_quote), "timeInForce": o.time_in_force, "type": o.type,
+               "reduceOnly": False, "closePosition": False, "side": o.side, "positionSide": "BOTH",
+               "stopPrice": "0", "workingType": "CONTRACT_PRICE", "priceProtect": False,
+               "origType": o.type, "priceMatch": "NONE", "selfTradePreventionMode": "EXPIRE_MAKER",
+               "goodTillDate": 0, "updateTime": o.update_time}
+        return out if created else {**out, "time": o.time}
+
+    # ── accounts ───────────────────────────────────────────────────────────────────────────
+
+    async def _spot_account(self, venue: Venue, params: dict[str, str]) -> Any:
+        return {"makerCommission": 10, "takerCommission": 10, "buyerCommission": 0, "sellerCommission": 0,
+                "commissionRates": {"maker": "0.00100000", "taker": "0.00100000", "buyer": "0.00000000",
+                                    "seller": "0.00000000"},
+                "canTrade": True, "canWithdraw": True, "canDeposit": True, "brokered": False,
+                "requireSelfTradePrevention": False, "preventSor": False,
+                "updateTime": self.server.now_ms(), "accountType": "SPOT",
+                "balances": [{"asset": a, "free": _s(f), "locked": _s(lk)}
+                             for a, (f, lk) in sorted(self.state.spot.items())],
+                "permissions": ["SPOT"], "uid": 365859102}
+
+    def _position_rows(self) -> list[dict[str, Any]]:
+        rows = []
+        for symbol, (amount, entry) in sorted(self.state.positions.items()):
+            mark = self.price("usdm", symbol)
+            margin = abs(amount) * mark / self.leverage
+            rows.append({"symbol": symbol, "positionSide": "BOTH", "positionAmt": _s(amount),
+                         "entryPrice": _s(entry), "breakEvenPrice": _s(entry), "markPrice": _s(mark),
+                         "unRealizedProfit": _s(amount * (mark - entry)), "liquidationPrice": "0",
+                         "isolatedMargin": "0", "notional": _s(amount * mark), "marginAsset": "USDT",
+                         "isolatedWallet": "0", "initialMargin": _s(margin), "maintMargin": _s(margin / 4),
+                         "positionInitialMargin": _s(margin), "openOrderInitialMargin": "0", "adl": "1",
+                         "bidNotional": "0", "askNotional": "0", "leverage": str(self.leverage),
+                         "marginType": "cross", "isAutoAddMargin": "false", "maxNotionalValue": "20000000",
+                         "updateTime": self.server.now_ms()})
+        return rows
+
+    async def _futures_account(self, venue: Venue, params: dict[str, str]) -> Any:
+        rows = self._position_rows()
+        unreal = sum((Decimal(r["unRealizedProfit"]) for r in rows), ZERO)
+        assets = []
+        for asset, balance in sorted(self.state.wallet.items()):
+            avail = self.available_margin(asset)
+            assets.append({"asset": asset, "walletBalance": _s(balance), "unrealizedProfit": _s(unreal),
+                           "marginBalance": _s(balance + unreal), "maintMargin": "0", "initialMargin": "0",
+                           "positionInitialMargin": "0", "openOrderInitialMargin": "0",
+                           "maxWithdrawAmount": _s(avail), "crossWalletBalance": _s(balance),
+                           "crossUnPnl": _s(unreal), "availableBalance": _s(avail), "marginAvailable": True,
+                           "updateTime": self.server.now_ms()})
+        usdt = self.state.wallet.get("USDT", ZERO)
+        return {"feeTier": 0, "canTrade": True, "canDeposit": True, "canWithdraw": True,
+                "tradeGroupId": -1, "updateTime": 0, "multiAssetsMargin": False,
+                "totalInitialMargin": "0", "totalMaintMargin": "0", "totalWalletBalance": _s(usdt),
+                "totalUnrealizedProfit": _s(unreal), "totalMarginBalance": _s(usdt + unreal),
+                "totalPositionInitialMargin": "0", "totalOpenOrderInitialMargin": "0",
+                "totalCrossWalletBalance": _s(usdt), "totalCrossUnPnl": _s(unreal),
+                "availableBalance": _s(self.available_margin()),
+                "maxWithdrawAmount": _s(self.available_margin()),
+                "assets": assets, "positions": rows}
+
+    async def _position_risk(self, venue: Venue, params: dict[str, str]) -> Any:
+        rows = self._position_rows()
+        return [r for r in rows if "symbol" not in params or r["symbol"] == params["symbol"]]
+
+    async def _brackets(self, venue: Venue, params: dict[str, str]) -> Any:
+        # Binance's documented format; no recording exists. One bracket per symbol is enough here.
+        symbols = [params["symbol"]] if "symbol" in params else [f"{b}USDT" for b in self.server.data.perps]
+        return [{"symbol": s, "notionalCoef": 1.0, "brackets": [
+            {"bracket": 1, "initialLeverage": 125, "notionalCap": 50000, "notionalFloor": 0,
+             "maintMarginRatio": 0.004, "cum": 0.0}]} for s in symbols]
+
+    async def _transfer(self, venue: Venue, params: dict[str, str]) -> Any:
+        asset, amount, kind = params["asset"], Decimal(params["amount"]), params["type"]
+        if kind == "MAIN_UMFUTURE":
+            if self.state.free(asset) < amount:
+                raise BinanceError(-5002, "You have insufficient balance.")
+            self.state.move_spot(asset, -amount)
+            self.state.wallet[asset] = self.state.wallet.get(asset, ZERO) + amount
+        elif kind == "UMFUTURE_MAIN":
+            if self.available_margin(asset) < amount:
+                raise BinanceError(-5002, "You have insufficient balance.")
+            self.state.wallet[asset] -= amount
+            self.state.move_spot(asset, amount)
+        else:
+            raise BinanceError(-1102, f"Mandatory parameter 'type' was not sent or has a bad value: {kind}")
+        tran_id = next(self.state.ids)
+        self.state.transfers.append({"type": kind, "asset": asset, "amount": _s(amount),
+                                     "tranId": str(tran_id)})
+        return {"tranId": tran_id}
