@@ -94,6 +94,7 @@ class BotProcess:
         self.stopping = asyncio.Event()
         self.started_at = services.clock()
         self.cycles = 0
+        self.retry_s = RETRY_S
         self._conflict_told: datetime | None = None
 
     # ── start ──────────────────────────────────────────────────────────────────────────
@@ -190,11 +191,11 @@ class BotProcess:
                           self.settings.chat.telegram.token_env)
                 return
             except (TelegramError, OSError) as exc:
-                log.warning("telegram: cannot reach the Bot API (%s); retrying in %.0f s", exc, RETRY_S)
+                log.warning("telegram: cannot reach the Bot API (%s); retrying in %.0f s", exc, self.retry_s)
                 with contextlib.suppress(Exception):
                     await app.shutdown()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.stopping.wait(), RETRY_S)
+                    await asyncio.wait_for(self.stopping.wait(), self.retry_s)
         if self.stopping.is_set():
             return
         self.telegram = app

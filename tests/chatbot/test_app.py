@@ -1,0 +1,151 @@
+"""The running bot: start-up with and without tokens, start-up message, heartbeat, conflicts, stop."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+import pytest
+
+from chatbot.app import CONFLICT_NOTE, HEARTBEAT, INSTANCE_FLAG, BotProcess
+from chatbot.handlers import Services
+from chatbot.replies import Caller
+from core.config import Settings
+from tests.chatbot.test_commands_world import SnapshotEngine, drifted_doc, settings_for
+from tests.fakes.telegram_api import CONFLICT, FakeBotAPI
+
+TOKEN = "123456:TEST-token-never-logged-abcdefghij"
+OWNER = 1001
+
+
+@pytest.fixture
+async def api():
+    async with FakeBotAPI() as server:
+        yield server
+
+
+def telegram_settings(api: FakeBotAPI | None, tmp_path, **over) -> Settings:
+    telegram = {"traders": [OWNER], "chat_ids": [OWNER]}
+    if api is not None:
+        telegram["base_url"] = api.base_url
+    return settings_for(chat={"telegram": telegram}, store_path=str(tmp_path / "premia.db"), **over)
+
+
+class Polls:
+    """Counts engine cycles."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.ran = asyncio.Event()
+
+    async def __call__(self) -> None:
+        self.count += 1
+        self.ran.set()
+
+
+def process(settings: Settings, env: dict[str, str], polls: Polls | None = None) -> BotProcess:
+    from core.store import Store
+
+    store = Store.open(settings.db_path)
+    engine = SnapshotEngine(settings, store, drifted_doc())
+    services = Services(settings, store, engine, None)
+    return BotProcess(settings, services, env=env, poll=polls)
+
+
+async def test_without_tokens_the_engine_still_runs_and_says_how_to_chat(tmp_path, capsys):
+    polls = Polls()
+    bot = process(telegram_settings(None, tmp_path), {}, polls)
+    await bot.start()
+    await asyncio.wait_for(polls.ran.wait(), 5)  # the first cycle runs at once
+    out = capsys.readouterr().out
+    assert "Premia is running without chat: neither $TELEGRAM_BOT_TOKEN nor $DISCORD_BOT_TOKEN is set" in out
+    assert "premia chat" in out
+    assert bot.services.store.last_heartbeat(HEARTBEAT) is not None
+    assert bot.services.store.get_flag(INSTANCE_FLAG)["pid"] == os.getpid()
+    assert bot.services.store.subscribers("telegram") == [str(OWNER)]  # configured chats
+    await bot.stop()
+    assert bot.scheduler is not None and not bot.scheduler.running
+    assert all(t.done() for t in bot.tasks)
+    bot.services.store.close()
+
+
+async def test_telegram_start_up_message_and_commands(api, tmp_path):
+    bot = process(telegram_settings(api, tmp_path), {"TELEGRAM_BOT_TOKEN": TOKEN}, Polls())
+    await bot.start()
+    [hello] = await api.wait_for("sendMessage")
+    assert hello.params["chat_id"] == OWNER
+    assert hello.params["text"].startswith("<b>Premia started</b>\nPaper trading · strategy balanced-aggression")
+    api.push_text("/status")
+    [_, status] = await api.wait_for("sendMessage", 2)
+    assert status.params["text"].startswith("<b>Portfolio 100,000 USDT · paper</b>")
+    await bot.stop()
+    assert any(c.method == "getUpdates" for c in api.calls)
+    bot.services.store.close()
+
+
+async def test_live_mode_announces_itself(api, tmp_path):
+    bot = process(telegram_settings(api, tmp_path, mode="live"), {"TELEGRAM_BOT_TOKEN": TOKEN})
+    await bot.start()
+    [hello] = await api.wait_for("sendMessage")
+    assert hello.params["text"].startswith("<b>Premia started — LIVE</b>\n⚠ LIVE MODE: approved proposals "
+                                           "place REAL orders on binance.")
+    await bot.stop()
+    bot.services.store.close()
+
+
+async def test_two_pollers_on_one_token_are_reported(api, tmp_path, caplog):
+    api.fail("getUpdates", 409, CONFLICT, times=None)
+    bot = process(telegram_settings(api, tmp_path), {"TELEGRAM_BOT_TOKEN": TOKEN})
+    await bot.start()
+    await api.wait_for("sendMessage", 2, timeout=10)  # the start-up message, then the warning
+    texts = [c.params["text"] for c in api.sent("sendMessage")]
+    assert texts[1] == f"<b>⚠ Two bots on one token</b>\n{CONFLICT_NOTE}"
+    assert CONFLICT_NOTE in caplog.text
+    status = await bot.dispatcher.handle_text(Caller("telegram", str(OWNER), str(OWNER)), "/status")
+    assert CONFLICT_NOTE in status.text
+    await asyncio.sleep(1.5)  # more conflicts: the chat is told once, not once per poll
+    assert len(api.sent("sendMessage")) == 2
+    await bot.stop()
+    bot.services.store.close()
+
+
+async def test_another_live_process_on_the_store_is_reported(tmp_path, caplog):
+    settings = telegram_settings(None, tmp_path)
+    first = process(settings, {})
+    first.services.store.set_flag(INSTANCE_FLAG, {"pid": 99999, "host": "elsewhere"}, first.services.clock())
+    first.services.store.heartbeat(HEARTBEAT, first.services.clock())
+    await first.start()
+    assert "Another Premia (pid 99999 on elsewhere)" in first.services.notes["instance"]
+    assert "run one instance per store" in caplog.text
+    await first.stop()
+    first.services.store.close()
+
+
+async def test_unreachable_telegram_is_retried_without_stopping_the_rest(api, tmp_path):
+    api.fail("getMe", 502, "Bad Gateway", times=2)
+    polls = Polls()
+    bot = process(telegram_settings(api, tmp_path), {"TELEGRAM_BOT_TOKEN": TOKEN}, polls)
+    bot.retry_s = 0.1
+    await bot.start()
+    await asyncio.wait_for(polls.ran.wait(), 5)  # the engine did not wait for Telegram
+    [hello] = await api.wait_for("sendMessage", timeout=10)
+    assert "Premia started" in hello.params["text"]
+    assert len(api.calls_of("getMe")) >= 3
+    await bot.stop()
+    bot.services.store.close()
+
+
+async def test_a_failing_cycle_is_logged_and_the_next_one_runs(tmp_path, caplog):
+    calls = []
+
+    async def broken() -> None:
+        calls.append(1)
+        raise RuntimeError("exchange exploded")
+
+    bot = process(telegram_settings(None, tmp_path), {})
+    bot.poll = broken
+    await bot.cycle()
+    await bot.cycle()
+    assert len(calls) == 2
+    assert "engine cycle failed" in caplog.text
+    bot.services.store.close()
