@@ -74,7 +74,8 @@ async def test_telegram_start_up_message_and_commands(api, tmp_path):
     await bot.start()
     [hello] = await api.wait_for("sendMessage")
     assert hello.params["chat_id"] == OWNER
-    assert hello.params["text"].startswith("<b>Premia started</b>\nPaper trading · strategy balanced-aggression")
+    assert hello.params["text"].startswith("<b>Premia started</b>\nPaper trading · strategy "
+                                           "balanced-aggression")
     api.push_text("/status")
     [_, status] = await api.wait_for("sendMessage", 2)
     assert status.params["text"].startswith("<b>Portfolio 100,000 USDT · paper</b>")
