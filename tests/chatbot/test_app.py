@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
+import sqlite3
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -150,3 +154,109 @@ async def test_a_failing_cycle_is_logged_and_the_next_one_runs(tmp_path, caplog)
     assert len(calls) == 2
     assert "engine cycle failed" in caplog.text
     bot.services.store.close()
+
+
+# ── `premia run` as the Procfile runs it: a subprocess, stopped by SIGTERM ──────────────────
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def write_config(tmp_path: Path, exchange_prefix: str, fng_url: str, telegram: str = "") -> Path:
+    path = tmp_path / "premia.toml"
+    path.write_text(f"""
+store_path = "{tmp_path / 'run.db'}"
+data_dir = "{tmp_path}"
+[strategy]
+preset = "balanced-aggression"
+[assets.BTC]
+bucket = "majors"
+split = 0.6
+[assets.ETH]
+bucket = "majors"
+split = 0.4
+[assets.SOL]
+bucket = "altcoins"
+[exchanges.binance]
+urls = {{ "*" = "{exchange_prefix}" }}
+options = {{ enableRateLimit = false }}
+[feeds]
+fear_greed_url = "{fng_url}"
+retries = 1
+timeout_seconds = 5
+[chat.telegram]
+{telegram}
+""")
+    return path
+
+
+async def premia_run(config: Path, env_extra: dict[str, str]) -> asyncio.subprocess.Process:
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_BOT_TOKEN")}
+    env.update(env_extra)
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "chatbot.cli", "run", "--config", str(config), cwd=REPO, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+
+
+async def until(check, timeout: float, what: str) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not check():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"{what} not seen within {timeout} s")
+        await asyncio.sleep(0.2)
+
+
+def snapshots(db: Path) -> int:
+    if not db.exists():
+        return 0
+    with sqlite3.connect(db) as conn:
+        try:
+            return conn.execute("SELECT COUNT(*) FROM snapshots").fetchone()[0]
+        except sqlite3.OperationalError:
+            return 0
+
+
+async def stop(proc: asyncio.subprocess.Process) -> tuple[int, str, str]:
+    proc.send_signal(signal.SIGTERM)
+    out, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+@pytest.mark.slow
+async def test_premia_run_without_tokens_cycles_and_stops_on_sigterm(tmp_path, shared_data):
+    pytest.importorskip("core.engine", reason="the engine (core/engine.py) has not landed yet")
+    from tests.fakes.exchange_server import FakeExchange
+    from tests.fakes.fng_server import FakeFearGreed
+
+    async with FakeExchange() as exchange, FakeFearGreed() as fng:
+        config = write_config(tmp_path, exchange.prefix, fng.url)
+        proc = await premia_run(config, {})
+        try:
+            await until(lambda: snapshots(tmp_path / "run.db") >= 1, 60, "a stored snapshot")
+        finally:
+            code, out, err = await stop(proc)
+    assert code == 0, err
+    assert "Premia is running without chat" in out and "premia chat" in out
+    assert "stopped cleanly" in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.slow
+async def test_premia_run_with_a_telegram_token_says_hello(tmp_path, shared_data):
+    pytest.importorskip("core.engine", reason="the engine (core/engine.py) has not landed yet")
+    from tests.fakes.exchange_server import FakeExchange
+    from tests.fakes.fng_server import FakeFearGreed
+
+    async with FakeBotAPI() as api, FakeExchange() as exchange, FakeFearGreed() as fng:
+        telegram = f'base_url = "{api.base_url}"\nchat_ids = [{OWNER}]\ntraders = [{OWNER}]'
+        config = write_config(tmp_path, exchange.prefix, fng.url, telegram)
+        proc = await premia_run(config, {"TELEGRAM_BOT_TOKEN": TOKEN})
+        try:
+            [hello] = await api.wait_for("sendMessage", timeout=60)
+            api.push_text("/help")
+            await api.wait_for("sendMessage", 2, timeout=30)
+        finally:
+            code, _out, err = await stop(proc)
+    assert hello.params["text"].startswith("<b>Premia started</b>")
+    assert code == 0, err
+    assert TOKEN not in err and "TEST-token" not in err  # the token never reaches the log
