@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Protocol
@@ -59,7 +59,7 @@ class Services:
     store: Store
     engine: EngineView | None = None
     executor: ExecutorView | None = None
-    clock: Callable[[], datetime] = field(default=lambda: datetime.now().astimezone())
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     # CSV history for /backtest; None: the store, then settings.history_dir, then ../shared/data.
     history_dir: Path | None = None
     notes: dict[str, str] = field(default_factory=dict)  # e.g. "telegram_conflict" for /status
@@ -118,6 +118,7 @@ def active_mutes(services: Services, now: datetime) -> dict[str, datetime]:
 
 
 def _until(flag: dict[str, Any] | None) -> datetime | None:
+    """The time in a flag's "until" (or None when absent or unreadable)."""
     if not flag or not flag.get("until"):
         return None
     try:
@@ -130,8 +131,8 @@ def pause_line(services: Services, now: datetime) -> str | None:
     flag = services.store.get_flag("paused")
     if flag is None:
         return None
-    since = flag.get("at")
-    when = f" since {fmt.clock(datetime.fromisoformat(since), now)}" if since else ""
+    since = _until({"until": flag.get("at")})
+    when = f" since {fmt.clock(since, now)}" if since else ""
     return f"⏸ Paused by {flag.get('by', 'someone')}{when}: approvals are blocked. /resume ends it."
 
 
