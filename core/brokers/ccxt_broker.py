@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -66,8 +66,13 @@ class CcxtBroker:
             await self._retry(lambda: self.clients.load_markets(self.exchange))
             self._loaded = True
 
-    async def _retry(self, fn: Any) -> Any:
-        return await retrying(self.retries, initial_s=self.retry_wait_s)(fn)
+    async def _retry(self, fn: Callable[[], Awaitable[Any]]) -> Any:
+        """Run `fn()` with the feeds' retry policy (transient errors only)."""
+
+        async def call() -> Any:  # tenacity awaits coroutine functions only, not lambdas
+            return await fn()
+
+        return await retrying(self.retries, initial_s=self.retry_wait_s)(call)
 
     def _cid(self, cid: str) -> str:
         okx = self.settings.exchanges[self.exchange].ccxt_id == "okx"
@@ -108,7 +113,12 @@ class CcxtBroker:
             raise ExecutionError(f"{order.symbol} is not listed on {self.exchange}")
         market = client.market(order.symbol)
         offset = self.settings.costs.limit_offset_bps * BPS
-        raw = market_price * (1 + offset if order.side == "buy" else 1 - offset)
+        post_only = self.settings.execution.post_only
+        # A taker limit reaches through the market by the offset; a post-only (maker) order
+        # must rest on its own side of it, or the exchange refuses it.
+        through = 1 + offset if order.side == "buy" else 1 - offset
+        behind = 1 - offset if order.side == "buy" else 1 + offset
+        raw = market_price * (behind if post_only else through)
         try:
             qty = Decimal(client.amount_to_precision(order.symbol, str(amount)))
             price = Decimal(client.price_to_precision(order.symbol, str(raw)))
@@ -127,8 +137,7 @@ class CcxtBroker:
         if qty <= 0 or qty < min_amount or notional < minimum:
             raise ExecutionError(f"{order.symbol} {order.side} of {notional:,.2f} {self.settings.quote} is "
                                  f"under the minimum of {minimum:f} after rounding to the exchange's steps")
-        return OrderRequest(order, client_order_id, qty, price, market_price, leg, attempt,
-                            self.settings.execution.post_only)
+        return OrderRequest(order, client_order_id, qty, price, market_price, leg, attempt, post_only)
 
     async def market_price(self, order: Order) -> Decimal:
         await self._markets()
@@ -166,11 +175,11 @@ class CcxtBroker:
             if is_transient(exc):
                 found = await self._fetch(request.order, cid)  # one last look; raises if unreachable
                 if found is not None:
-                    return self._report(request.order, cid, found)
+                    return await self._report(request.order, cid, found)
                 return OrderReport(cid, "not_sent", message=f"not accepted by the exchange: {describe(exc)}")
             log.warning("order %s rejected: %s", cid, describe(exc))
             return OrderReport(cid, "rejected", message=_rejection(exc))
-        return self._report(o, cid, raw)
+        return await self._report(o, cid, raw)
 
     async def _fetch(self, order: Order, cid: str) -> dict[str, Any] | None:
         """The exchange's view of an order by client id (fetch_order, else open orders), or None."""
@@ -220,9 +229,9 @@ class CcxtBroker:
         found = await self._fetch(order, client_order_id)
         if found is None:
             return OrderReport(client_order_id, "not_sent", message="the exchange has no such order")
-        return self._report(order, client_order_id, found)
+        return await self._report(order, client_order_id, found)
 
-    def _report(self, order: Order, cid: str, raw: Mapping[str, Any]) -> OrderReport:
+    async def _report(self, order: Order, cid: str, raw: Mapping[str, Any]) -> OrderReport:
         filled = dec(raw.get("filled")) or ZERO
         amount = dec(raw.get("amount"))
         avg = dec(raw.get("average")) or (dec(raw.get("price")) if filled else None)
@@ -236,10 +245,25 @@ class CcxtBroker:
             status = "canceled"
         else:
             status = "rejected"
+        if filled and not (raw.get("fees") or raw.get("fee")):
+            raw = {**raw, "fees": await self._trade_fees(order, raw)}
         fee, in_base, estimated = self._fees(order, raw, filled, avg)
         return OrderReport(cid, status, filled, avg, fee, in_base,
                            exchange_order_id=str(raw.get("id")) if raw.get("id") else None,
                            fee_estimated=estimated)
+
+    async def _trade_fees(self, order: Order, raw: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """Fees from the order's trades: an order look-up (Binance) does not state them."""
+        client = self._client(order.market)
+        if not client.has.get("fetchMyTrades") or not raw.get("id"):
+            return []
+        try:
+            trades = await self._retry(lambda: client.fetch_my_trades(
+                order.symbol, None, None, {"orderId": raw["id"]}))
+        except ccxt.BaseError as exc:  # the fee is then estimated from the config
+            log.warning("trades of order %s unavailable: %s", raw["id"], describe(exc))
+            return []
+        return [t["fee"] for t in trades if str(t.get("order")) == str(raw["id"]) and t.get("fee")]
 
     def _fees(self, order: Order, raw: Mapping[str, Any], filled: Decimal,
               avg: Decimal | None) -> tuple[Decimal, Decimal, bool]:

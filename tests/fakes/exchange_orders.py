@@ -1,8 +1,8 @@
 """Order endpoints for the loopback exchange: Binance spot and USDⓈ-M, in Binance's own formats.
 
 `OrderDesk(server)` registers, on a running or not yet started `FakeExchange`:
-create / fetch / cancel order, open orders, account (balances), positions, leverage brackets and
-wallet transfers. Responses follow the recorded payloads in `$PREMIA_SHARED_DATA/raw` (ccxt's
+create / fetch / cancel order, open orders, trades, account (balances), positions, leverage
+brackets and wallet transfers. Responses follow the recorded payloads in `$PREMIA_SHARED_DATA/raw` (ccxt's
 `createOrder`, `fetchBalance`, `fetchPositions` excerpts; nautilus' `http_futures_account_*`);
 filters (tick, step, minimum notional) come from the served exchangeInfo, and errors carry
 Binance's codes: -1013 filter failure, -2010 insufficient balance, -2019 margin, -2013/-2011
@@ -164,11 +164,13 @@ class OrderDesk:
             ("DELETE", BINANCE_SPOT, "/api/v3/order", self._cancel, "spot"),
             ("GET", BINANCE_SPOT, "/api/v3/openOrders", self._open_orders, "spot"),
             ("GET", BINANCE_SPOT, "/api/v3/account", self._spot_account, "spot"),
+            ("GET", BINANCE_SPOT, "/api/v3/myTrades", self._trades, "spot"),
             ("POST", BINANCE_SPOT, "/sapi/v1/asset/transfer", self._transfer, "spot"),
             ("POST", BINANCE_FAPI, "/fapi/v1/order", self._create, "usdm"),
             ("GET", BINANCE_FAPI, "/fapi/v1/order", self._fetch, "usdm"),
             ("DELETE", BINANCE_FAPI, "/fapi/v1/order", self._cancel, "usdm"),
             ("GET", BINANCE_FAPI, "/fapi/v1/openOrders", self._open_orders, "usdm"),
+            ("GET", BINANCE_FAPI, "/fapi/v1/userTrades", self._trades, "usdm"),
             ("GET", BINANCE_FAPI, "/fapi/v2/account", self._futures_account, "usdm"),
             ("GET", BINANCE_FAPI, "/fapi/v3/account", self._futures_account, "usdm"),
             ("GET", BINANCE_FAPI, "/fapi/v2/positionRisk", self._position_risk, "usdm"),
@@ -341,7 +343,8 @@ class OrderDesk:
         order.status = "FILLED" if order.executed >= order.qty else "PARTIALLY_FILLED"
         order.update_time = self.server.now_ms()
         order.fills.append({"price": _s(price), "qty": _s(qty), "commission": _s(fee),
-                            "commissionAsset": fee_asset, "tradeId": str(next(self.state.ids))})
+                            "commissionAsset": fee_asset, "tradeId": str(next(self.state.ids)),
+                            "time": str(order.update_time)})
 
     def _position(self, symbol: str, signed: Decimal, price: Decimal, quote: str) -> None:
         amount, entry = self.state.positions.get(symbol, [ZERO, ZERO])
@@ -387,6 +390,27 @@ class OrderDesk:
             out = {**out, "origClientOrderId": order.client_order_id,
                    "clientOrderId": f"cancel{order.order_id}", "transactTime": order.update_time}
         return out
+
+    async def _trades(self, venue: Venue, params: dict[str, str]) -> Any:
+        """The account's trades in a symbol (optionally of one order), oldest first."""
+        rows = []
+        for o in self.state.orders.values():
+            if o.venue != venue or o.symbol != params.get("symbol") or (
+                    params.get("orderId") and str(o.order_id) != params["orderId"]):
+                continue
+            for f in o.fills:
+                quote_qty = _s(Decimal(f["price"]) * Decimal(f["qty"]))
+                common = {"symbol": o.symbol, "id": int(f["tradeId"]), "orderId": o.order_id,
+                          "price": f["price"], "qty": f["qty"], "quoteQty": quote_qty,
+                          "commission": f["commission"], "commissionAsset": f["commissionAsset"],
+                          "time": int(f["time"])}
+                if venue == "spot":  # /api/v3/myTrades
+                    rows.append({**common, "orderListId": -1, "isBuyer": o.side == "BUY",
+                                 "isMaker": False, "isBestMatch": True})
+                else:  # /fapi/v1/userTrades, as recorded by nautilus
+                    rows.append({**common, "side": o.side, "realizedPnl": "0", "marginAsset": "USDT",
+                                 "positionSide": "BOTH", "buyer": o.side == "BUY", "maker": False})
+        return sorted(rows, key=lambda r: r["id"])
 
     async def _open_orders(self, venue: Venue, params: dict[str, str]) -> Any:
         symbol = params.get("symbol")
