@@ -9,7 +9,7 @@ import pytest
 from core.errors import ExecutionError
 from tests.execution.loopback import Rig, make_rig
 from tests.fakes.exchange_orders import Behaviour, OrderDesk
-from tests.fakes.exchange_server import FakeExchange
+from tests.fakes.exchange_server import BINANCE_FAPI, FakeExchange, Fault
 
 SPOT_FEE = Decimal("0.001")
 
@@ -135,3 +135,35 @@ async def test_balances_come_from_both_wallets(rig: Rig) -> None:
     assert balances.spot["USDT"] == Decimal("10000") and balances.futures["USDT"] == Decimal("5000")
     assert not balances.shared_wallet and balances.positions == ()
     assert balances.portfolio().balances["USDT"] == Decimal("15000")
+
+
+async def test_futures_orders_refused_by_an_outage_are_never_blindly_resent(rig: Rig) -> None:
+    rig.server.inject(BINANCE_FAPI, "/fapi/v1/order", Fault("status", 503), method="POST")
+    p = await rig.basis("P-OUT001")
+    report = await rig.executor.approve(p.id, "alice", "telegram", "42")
+    assert report.status == "partially_executed"
+    spot, perp = report.fills
+    assert spot.status == "filled" and perp.status == "rejected"
+    assert "not accepted by the exchange" in perp.message
+    assert rig.creates("usdm") == []  # every try was answered 503 before reaching the desk
+    looks = rig.server.requests_to(BINANCE_FAPI, "/fapi/v1/order")
+    # Each re-send was preceded by a look-up by client order id.
+    methods = [q.method for q in looks]
+    assert methods.count("POST") == 4 and methods.count("GET") >= 3
+    assert rig.store.get_order("premia-POUT001-1")["status"] == "not_sent"
+
+
+async def test_exchange_gone_mid_execution_is_settled_by_the_next_reconcile(rig: Rig) -> None:
+    for method in ("POST", "GET"):
+        rig.server.inject(BINANCE_FAPI, "/fapi/v1/order", Fault("status", 503), method=method)
+    rig.server.inject(BINANCE_FAPI, "/fapi/v1/openOrders", Fault("status", 503))
+    p = await rig.basis("P-OUT002")
+    with pytest.raises(ExecutionError, match=r"reconciled at the next start\. Do not approve it again"):
+        await rig.executor.approve(p.id, "alice", "telegram", "42")
+    assert rig.store.get_proposal(p.id).status == "executing"
+    assert [o["client_order_id"] for o in rig.store.orders_in_flight()] == ["premia-POUT002-1"]
+    rig.server.clear_faults()
+    messages = await rig.executor.reconcile()
+    assert rig.store.get_proposal(p.id).status == "partially_executed"
+    assert any("settled as partially executed" in m for m in messages)
+    assert rig.store.orders_in_flight() == [] and rig.creates("usdm") == []
