@@ -27,6 +27,7 @@ from chatbot.delivery import Notifier
 from chatbot.handlers import Services
 from chatbot.replies import Reply
 from core.config import Settings, load_settings
+from core.errors import ConfigError
 
 log = logging.getLogger("premia.app")
 
@@ -240,12 +241,15 @@ class BotProcess:
                     self._tell(n, Reply(text=CONFLICT_NOTE, title="⚠ Two bots on one token", level="alert")))
 
     def startup_reply(self) -> Reply:
+        from core.brokers import startup_message
+
         s = self.settings
-        lines = [f"{s.mode.title()} trading · strategy {s.strategy.name} · polling every "
-                 f"{s.scheduler.poll_minutes} min · proposals expire after {s.proposals.expiry_minutes} min."]
-        if s.mode == "live":
-            venues = ", ".join(sorted({a.exchange for a in s.assets.values()}))
-            lines.insert(0, f"⚠ LIVE MODE: approved proposals place REAL orders on {venues}.")
+        try:
+            how = startup_message(s)
+        except ConfigError as exc:  # live without keys: the broker refuses to start anyway
+            how = f"⚠️ LIVE mode, but {exc}"
+        lines = [how, f"Strategy {s.strategy.name} · polling every {s.scheduler.poll_minutes} min · "
+                      f"proposals expire after {s.proposals.expiry_minutes} min."]
         if s.proposals.auto_execute:
             lines.append("⚠ Automatic execution is ON: proposals trade without approval.")
         lines += [f"⚠ {note}" for note in self.services.notes.values()]

@@ -78,8 +78,9 @@ async def test_telegram_start_up_message_and_commands(api, tmp_path):
     await bot.start()
     [hello] = await api.wait_for("sendMessage")
     assert hello.params["chat_id"] == OWNER
-    assert hello.params["text"].startswith("<b>Premia started</b>\nPaper trading · strategy "
-                                           "balanced-aggression")
+    assert hello.params["text"].startswith("<b>Premia started</b>\n📝 Paper trading: approved proposals "
+                                           "fill on the paper book; no real orders are sent.\nStrategy "
+                                           "balanced-aggression · polling every 5 min")
     api.push_text("/status")
     [_, status] = await api.wait_for("sendMessage", 2)
     assert status.params["text"].startswith("<b>Portfolio 100,000 USDT · paper</b>")
@@ -88,12 +89,15 @@ async def test_telegram_start_up_message_and_commands(api, tmp_path):
     bot.services.store.close()
 
 
-async def test_live_mode_announces_itself(api, tmp_path):
+async def test_live_mode_announces_itself(api, tmp_path, monkeypatch):
+    monkeypatch.setenv("BINANCE_API_KEY", "key-from-env")
+    monkeypatch.setenv("BINANCE_SECRET", "secret-from-env")
     bot = process(telegram_settings(api, tmp_path, mode="live"), {"TELEGRAM_BOT_TOKEN": TOKEN})
     await bot.start()
     [hello] = await api.wait_for("sendMessage")
-    assert hello.params["text"].startswith("<b>Premia started — LIVE</b>\n⚠ LIVE MODE: approved proposals "
-                                           "place REAL orders on binance.")
+    assert hello.params["text"].startswith("<b>Premia started — LIVE</b>\n⚠️ LIVE trading on binance: "
+                                           "approved proposals send real limit orders")
+    assert "secret-from-env" not in hello.params["text"]
     await bot.stop()
     bot.services.store.close()
 
