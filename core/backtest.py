@@ -199,7 +199,7 @@ class _Book:
             funding=ledger.funding, futures_pnl=ledger.futures_pnl, traded=ledger.traded,
             rebalances=ledger.rebalances, proposals=ledger.proposals, orders=ledger.orders,
             unfilled=ledger.unfilled, margin_calls=ledger.margin_calls, triggers=dict(ledger.triggers),
-            regime_days={k: dict(v) for k, v in ledger.regime_days.items()}, notes=tuple(ledger.notes))
+            regime_days=self.sim.regime_days(), notes=tuple(ledger.notes))
 
 
 def run_many(replay: Replay, runs: Sequence[tuple[Settings, str]], days: Sequence[date],

@@ -44,7 +44,6 @@ class Ledger:
     proposals: int = 0
     margin_calls: int = 0
     triggers: dict[str, int] = field(default_factory=dict)
-    regime_days: dict[str, dict[str, int]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
 
@@ -63,6 +62,7 @@ class Simulation:
         self.marks: dict[str, Decimal] = {}
         self.last_as_of: datetime | None = None
         self.bankrupt = False
+        self._state_days: dict[tuple[str, str], int] = {}  # (rule key, state) → evaluated days
 
     # ── futures settlement ───────────────────────────────────────────────────────────────────
 
@@ -131,14 +131,21 @@ class Simulation:
         """The live evaluate(); rule states carry to the next day and regime days are counted."""
         ev = evaluate(snap, self.portfolio, self.settings, self.states, strategy=self.strategy)
         self.states = ev.states
-        regimes = self.ledger.regime_days
+        counts = self._state_days
         for key, state in ev.states.items():
-            rule = key.split(":", 1)[0]
-            counts = regimes.setdefault(rule, {})
-            counts[state.state] = counts.get(state.state, 0) + 1
+            pair = (key, state.state)
+            counts[pair] = counts.get(pair, 0) + 1
         for t in ev.triggers:
             self.ledger.triggers[t.rule] = self.ledger.triggers.get(t.rule, 0) + 1
         return ev
+
+    def regime_days(self) -> dict[str, dict[str, int]]:
+        """Evaluated days per rule and state; per-asset keys ("volatility_spike:BTC") are summed."""
+        out: dict[str, dict[str, int]] = {}
+        for (key, state), days in self._state_days.items():
+            counts = out.setdefault(key.split(":", 1)[0], {})
+            counts[state] = counts.get(state, 0) + days
+        return out
 
     def propose(self, ev: Evaluation, snap: MarketSnapshot, proposal_id: str) -> Proposal:
         self.ledger.proposals += 1

@@ -5,7 +5,8 @@ from __future__ import annotations
 import functools
 import itertools
 import math
-from collections.abc import Sequence
+import operator
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -24,6 +25,7 @@ MIN_DAYS_TO_EXPIRY = Decimal(7)
 _VOL_RATIOS: SameInputMemo[Decimal | None] = SameInputMemo()
 _FUNDING_SERIES: SameInputMemo[tuple] = SameInputMemo()
 _INTERVALS: SameInputMemo[list] = SameInputMemo()
+_TIME = operator.attrgetter("time")
 
 
 def funding_apr(rate: Decimal, interval_hours: Decimal) -> Decimal:
@@ -86,8 +88,26 @@ def annualized_premium(market: AssetMarket, now: datetime) -> tuple[Decimal, str
 
 
 def log_returns(closes: Sequence[Close]) -> list[float]:
-    prices = [float(c.price) for c in closes]
-    return [math.log(b / a) for a, b in itertools.pairwise(prices) if a > 0 and b > 0]
+    if not isinstance(closes, tuple):
+        prices = [float(c.price) for c in closes]
+        return [math.log(b / a) for a, b in itertools.pairwise(prices) if a > 0 and b > 0]
+    # Consecutive replayed days share all but one close: each pair's return is computed once.
+    out = []
+    for a, b in itertools.pairwise(closes):
+        hit = _PAIR_RETURNS.get(id(b))
+        if hit is None or hit[0] is not a:
+            x, y = float(a.price), float(b.price)
+            if len(_PAIR_RETURNS) >= _PAIR_RETURNS_SIZE:
+                _PAIR_RETURNS.clear()
+            # The entry keeps both closes alive, so id(b) stays b's while it is remembered.
+            hit = _PAIR_RETURNS[id(b)] = (a, b, math.log(y / x) if x > 0 and y > 0 else None)
+        if hit[2] is not None:
+            out.append(hit[2])
+    return out
+
+
+_PAIR_RETURNS: dict[int, tuple[Close, Close, float | None]] = {}
+_PAIR_RETURNS_SIZE = 16384
 
 
 def realized_vol(closes: Sequence[Close], days: int) -> Decimal | None:
@@ -190,17 +210,43 @@ def held(
 
 def funding_apr_series(perp: PerpQuote) -> list[tuple[datetime, Decimal]]:
     """Settled prints as APRs, each annualized with its own interval."""
-    def compute() -> tuple:
-        return tuple((p.time, funding_apr(p.rate, iv)) for p, iv in print_intervals(perp))
     if not isinstance(perp.funding_history, tuple):
-        return list(compute())
-    return list(_FUNDING_SERIES.get((perp,), ("apr",), compute))  # a fresh list every call
+        return [(p.time, funding_apr(p.rate, iv)) for p, iv in print_intervals(perp)]
+    series = _FUNDING_SERIES.get((perp,), ("apr",), lambda: _print_series(perp, funding_apr))
+    return list(series)  # a fresh list every call: the remembered tuple is never handed out
 
 
 def funding_8h_series(perp: PerpQuote) -> list[tuple[datetime, Decimal]]:
     """Settled prints restated per 8 hours, each with its own interval."""
-    def compute() -> tuple:
-        return tuple((p.time, rate_per_8h(p.rate, iv)) for p, iv in print_intervals(perp))
     if not isinstance(perp.funding_history, tuple):
-        return list(compute())
-    return list(_FUNDING_SERIES.get((perp,), ("8h",), compute))
+        return [(p.time, rate_per_8h(p.rate, iv)) for p, iv in print_intervals(perp)]
+    return list(_FUNDING_SERIES.get((perp,), ("8h",), lambda: _print_series(perp, rate_per_8h)))
+
+
+# (print, previous print, fallback interval, conversion) → (print, previous, fallback, value).
+# Replayed days share most of their prints with the day before: each print is converted once.
+_PRINT_VALUES: dict[tuple[int, int, int, object], tuple[object, object, object, tuple]] = {}
+_PRINT_VALUES_SIZE = 8192
+
+
+def _print_series(perp: PerpQuote, convert: Callable[[Decimal, Decimal], Decimal]) -> tuple:
+    """print_intervals(perp) converted print by print, as the series functions define it."""
+    fallback = perp.funding_interval_hours
+    out = []
+    previous: FundingPrint | None = None
+    for p in sorted(perp.funding_history, key=_TIME):
+        key = (id(p), id(previous), id(fallback), convert)
+        hit = _PRINT_VALUES.get(key)
+        if hit is None:
+            interval = fallback
+            if previous is not None:
+                gap = _gap_interval((p.time - previous.time).total_seconds())
+                if gap is not None:
+                    interval = gap
+            if len(_PRINT_VALUES) >= _PRINT_VALUES_SIZE:
+                _PRINT_VALUES.clear()
+            # The entry keeps the print, its predecessor and the fallback alive: ids stay theirs.
+            hit = _PRINT_VALUES[key] = (p, previous, fallback, (p.time, convert(p.rate, interval)))
+        out.append(hit[3])
+        previous = p
+    return tuple(out)
