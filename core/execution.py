@@ -45,9 +45,9 @@ from core.lifecycle import (
 from core.models import ZERO, MarketSnapshot, Order, Proposal
 from core.planner import plan
 from core.portfolio import value_portfolio
-from core.reconcile import reconcile, save_report, settle
+from core.reconcile import reconcile, save_report, settle, stored_report
 from core.rules import RuleState
-from core.store import Store
+from core.store import Store, StoredProposal
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +117,7 @@ class Executor:
             if not p.orders:
                 raise ExecutionError(f"{proposal_id} has no orders to execute.")
             snapshot = await self._refresh()
-            self.broker_snapshot(snapshot)
+            self.broker.use_snapshot(snapshot)  # paper fills at these prices
             requests = await self._checked(p, snapshot, actor, via, chat_id)
             transfers = check_balances(requests, await self.broker.balances(), self.settings,
                                        margin_rate=self.margin_rate)
@@ -137,15 +137,15 @@ class Executor:
         stored = self.store.get_proposal(proposal_id)
         return stored.status if stored else "unknown"
 
-    def _open_proposal(self, proposal_id: str, now: datetime, verb: str, via: str):
+    def _open_proposal(self, proposal_id: str, now: datetime, action: str, via: str) -> StoredProposal:
+        """The proposal if it is still open; expires it (audited) when its time is up."""
         stored = self.store.get_proposal(proposal_id)
         if stored is None:
             raise ExecutionError(f"There is no proposal {proposal_id}; check the id in the proposal message.")
-        action = "approved" if verb == "approved" else "rejected"
         if stored.status == PROPOSED and is_expired(stored.proposal.expires_at, now):
             move(self.store, proposal_id, PROPOSED, EXPIRED, now, "system", via, "expired before a decision")
             raise ExecutionError(f"{proposal_id} expired at {_hhmm(stored.proposal.expires_at)} and can no "
-                                 "longer be {}; nothing was traded. Ask for a fresh plan.".format(action))
+                                 f"longer be {action}; nothing was traded. Ask for a fresh plan.")
         if stored.status != PROPOSED:
             who = f" (by {stored.decided_by} via {stored.decided_via})" if stored.decided_by else ""
             raise ExecutionError(f"{proposal_id} cannot be {action}: {closed_reason(stored.status)}{who}.")
@@ -164,12 +164,6 @@ class Executor:
             log.warning("market refresh on approval failed: %s", describe(exc))
             raise ExecutionError(f"Could not fetch the market again ({describe(exc)}); nothing was "
                                  "traded. Try again in a minute.") from None
-
-    def broker_snapshot(self, snapshot: MarketSnapshot) -> None:
-        """Give the paper broker the prices it fills at (a live broker has its own)."""
-        use = getattr(self.broker, "use_snapshot", None)
-        if use is not None:
-            use(snapshot)
 
     async def _checked(self, p: Proposal, snapshot: MarketSnapshot, actor: str, via: str,
                        chat_id: str | None) -> list[OrderRequest]:
@@ -278,22 +272,31 @@ class Executor:
             messages.append(f"Execution was interrupted ({describe(exc)}); orders were looked up at the "
                             "exchange and the proposal settled in its true state.")
             try:
-                await reconcile(self.store, self.broker, self.clock, skip=set())
+                await reconcile(self.store, self.broker, self.clock, skip=self._active - {p.id})
             except Exception as again:
                 log.exception("reconciling %s failed", p.id)
                 raise ExecutionError(f"{p.id}: execution interrupted ({describe(exc)}) and the exchange "
                                      f"cannot be reached ({describe(again)}); it will be reconciled at "
                                      "the next start. Do not approve it again.") from None
         status, _ = settle(self.store, p.id, self.clock())
-        done = [f for f in fills.values() if f.filled]
-        actual = sum((f.filled * (f.avg_price or ZERO) * r.order.contract_size
-                      for f in done for r in requests if r.leg == f.leg), ZERO)
-        self._add_turnover(actual - sum((r.notional for r in requests), ZERO))
-        report = await self._report(p, status, [fills.get(r.leg) or leg_fill(r.order, None, [])
-                                                for r in requests], messages, snapshot)
+        # The day's turnover held the planned notional since the start: now the traded one.
+        size = {r.leg: r.order.contract_size for r in requests}
+        traded = sum((f.filled * (f.avg_price or ZERO) * size[f.leg] for f in fills.values()), ZERO)
+        self._add_turnover(traded - sum((r.notional for r in requests), ZERO))
+        legs = [fills.get(r.leg) or self._stored_leg(p.id, r) for r in requests]
+        report = await self._report(p, status, legs, messages, snapshot)
         self.store.audit(self.clock(), "system", "executor", None, "execution.report", p.id,
                          json_dumps(report.to_dict()))
         return report
+
+    def _stored_leg(self, pid: str, r: OrderRequest) -> LegFill:
+        """A leg the execution did not finish, as reconciliation left it in the store."""
+        rows = [o for o in self.store.orders_for(pid) if o["leg"] == r.leg]
+        if not rows:
+            return leg_fill(r.order, None, [], "not sent")
+        first = next((o for o in rows if not o["payload"].get("attempt")), rows[0])
+        return leg_fill(r.order, replace(r, amount=Decimal(first["payload"]["amount"])),
+                        [stored_report(o) for o in rows])
 
     async def _transfers(self, pid: str, transfers: list[Transfer], messages: list[str]) -> None:
         for t in transfers:

@@ -40,6 +40,15 @@ def save_report(store: Store, report: OrderReport, at: datetime) -> None:
                        avg_price=report.avg_price, fee=report.fee, payload_patch=patch or None)
 
 
+def stored_report(row: Mapping[str, Any]) -> OrderReport:
+    """An order as the store last saw it."""
+    payload = row.get("payload") or {}
+    return OrderReport(row["client_order_id"], row["status"], row["filled"] or ZERO, row["avg_price"],
+                       row["fee"] or ZERO, Decimal(payload.get("fee_in_base", "0")),
+                       exchange_order_id=row["exchange_order_id"], message=payload.get("message", ""),
+                       fee_estimated=bool(payload.get("fee_estimated")))
+
+
 def leg_outcomes(rows: list[dict[str, Any]]) -> dict[int, tuple[Decimal, Decimal]]:
     """Per leg: (amount of its first attempt, total filled over every attempt)."""
     out: dict[int, tuple[Decimal, Decimal]] = {}

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Literal, Protocol
 
-from core.models import ZERO, Order, Portfolio, Position
+from core.models import ZERO, MarketSnapshot, Order, Portfolio, Position
 
 OrderStatus = Literal[
     "pending",  # recorded in the store; not known to have reached the exchange
@@ -131,6 +131,10 @@ class Broker(Protocol):
 
     async def balances(self) -> Balances:
         """Free balances of the spot and futures wallets, and futures positions."""
+        ...
+
+    def use_snapshot(self, snapshot: MarketSnapshot) -> None:
+        """The market as refreshed on approval (paper fills at it; a live venue has its own)."""
         ...
 
     async def prepare(self, order: Order, amount: Decimal, market_price: Decimal, *, leg: int,

@@ -20,7 +20,7 @@ from core.config import Settings
 from core.errors import ExecutionError
 from core.feeds.clients import Client, ExchangeClients
 from core.feeds.retry import describe, is_transient, retrying
-from core.models import ZERO, Order, Position, market_of
+from core.models import ZERO, MarketSnapshot, Order, Position, market_of
 
 from .base import Balances, OrderReport, OrderRequest, OrderStatus, Wallet, compact_client_order_id
 
@@ -77,6 +77,9 @@ class CcxtBroker:
     def _cid(self, cid: str) -> str:
         okx = self.settings.exchanges[self.exchange].ccxt_id == "okx"
         return compact_client_order_id(cid) if okx else cid
+
+    def use_snapshot(self, snapshot: MarketSnapshot) -> None:
+        return None  # orders are priced from the approval's snapshot; fills come from the exchange
 
     # ── balances ───────────────────────────────────────────────────────────────────────────
 

@@ -167,3 +167,17 @@ async def test_exchange_gone_mid_execution_is_settled_by_the_next_reconcile(rig:
     assert rig.store.get_proposal(p.id).status == "partially_executed"
     assert any("settled as partially executed" in m for m in messages)
     assert rig.store.orders_in_flight() == [] and rig.creates("usdm") == []
+
+
+async def test_an_answer_lost_in_an_outage_is_found_before_the_report(rig: Rig) -> None:
+    # The hedge reaches the exchange, its answer is lost, and every look-up fails for a while:
+    # 4 sends' worth of look-ups (4 tries each) inside submit, then the executor reconciles.
+    rig.desk.script(Behaviour("lost"), venue="usdm")
+    rig.server.inject(BINANCE_FAPI, "/fapi/v1/order", Fault("status", 503, times=16), method="GET")
+    p = await rig.basis("P-OUT003")
+    report = await rig.executor.approve(p.id, "alice", "telegram", "42")
+    assert report.status == "executed", report.text()
+    assert any("interrupted" in m for m in report.messages)
+    perp = report.fills[1]
+    assert perp.filled == Decimal("0.019") and perp.client_order_ids == ("premia-POUT003-1",)
+    assert len(rig.creates("usdm")) == 1
