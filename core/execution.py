@@ -19,7 +19,7 @@ from typing import Any
 from core.brokers.base import Broker, OrderReport, OrderRequest, client_order_id
 from core.codec import json_dumps, snapshot_to_dict
 from core.config import Settings
-from core.errors import ExecutionError
+from core.errors import ConfigError, ExecutionError
 from core.evaluate import evaluate
 from core.execution_checks import (
     DEFAULT_MARGIN_RATE,
@@ -75,6 +75,9 @@ class Executor:
                  clock: Callable[[], datetime], *, replan: Replan | None = None,
                  checkpoint: Checkpoint | None = None,
                  margin_rate: Decimal = DEFAULT_MARGIN_RATE) -> None:
+        if broker.live and settings.mode != "live":
+            # Real orders only when the config says so, whoever wired the broker (invariant 1).
+            raise ConfigError('a live broker needs mode = "live" in the config; paper is the default')
         self.settings = settings
         self.store = store
         self.broker = broker

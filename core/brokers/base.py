@@ -111,10 +111,14 @@ class Balances:
     futures: Mapping[str, Decimal]
     positions: tuple[Position, ...] = ()
     shared_wallet: bool = False  # the paper book: one wallet serves spot and futures
-    extra: Mapping[str, str] = field(default_factory=dict)
+    # Whole holdings (free, locked in orders, posted as margin) over both wallets, when the
+    # venue states them: the portfolio is valued on these, the checks use the free amounts.
+    totals: Mapping[str, Decimal] = field(default_factory=dict)
 
     def portfolio(self) -> Portfolio:
-        """Both wallets together, as the planner sees a portfolio."""
+        """Everything held over both wallets, as the planner sees a portfolio."""
+        if self.totals:
+            return Portfolio(dict(self.totals), self.positions)
         if self.shared_wallet:
             return Portfolio(dict(self.spot), self.positions)
         merged = dict(self.spot)

@@ -86,12 +86,14 @@ class CcxtBroker:
     async def balances(self) -> Balances:
         await self._markets()
         spot_raw = await self._retry(lambda: self._client("spot").fetch_balance())
-        spot = {a: d for a, v in (spot_raw.get("free") or {}).items() if (d := dec(v))}
+        spot = _amounts(spot_raw, "free")
+        totals = _amounts(spot_raw, "total")
         if not self.clients.has_separate_futures(self.exchange):
-            return Balances(spot, spot, await self._positions(), shared_wallet=True)
+            return Balances(spot, spot, await self._positions(), shared_wallet=True, totals=totals)
         fut_raw = await self._retry(lambda: self._client("futures").fetch_balance())
-        futures = {a: d for a, v in (fut_raw.get("free") or {}).items() if (d := dec(v))}
-        return Balances(spot, futures, await self._positions())
+        for asset, amount in _amounts(fut_raw, "total").items():
+            totals[asset] = totals.get(asset, ZERO) + amount
+        return Balances(spot, _amounts(fut_raw, "free"), await self._positions(), totals=totals)
 
     async def _positions(self) -> tuple[Position, ...]:
         client = self._client("futures")
@@ -296,6 +298,11 @@ class CcxtBroker:
 
     async def close(self) -> None:
         await self.clients.close()
+
+
+def _amounts(balance: Mapping[str, Any], kind: str) -> dict[str, Decimal]:
+    """ccxt's `free` or `total` balances as Decimals, zeros left out."""
+    return {a: d for a, v in (balance.get(kind) or {}).items() if (d := dec(v))}
 
 
 def _rejection(exc: BaseException) -> str:

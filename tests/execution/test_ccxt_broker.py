@@ -120,3 +120,12 @@ async def test_lookup_and_cancel_by_client_order_id(rig: Rig) -> None:
     assert canceled.status == "canceled" and canceled.filled == 0
     # Cancelling again (already gone) still reports the truth.
     assert (await rig.broker.cancel_by_id("premia-PLOOK1-0", r.payload())).status == "canceled"
+
+
+async def test_balances_value_what_is_locked_in_orders_and_margin(rig: Rig) -> None:
+    rig.desk.script(Behaviour("rest"), venue="spot")
+    await rig.broker.submit(await spot_buy(rig, "0.02", "premia-PLOCK1-0"))
+    balances = await rig.broker.balances()
+    locked = Decimal("0.02") * Decimal("106701.02")
+    assert balances.spot["USDT"] == Decimal(10_000) - locked  # free, for the checks
+    assert balances.portfolio().balances["USDT"] == Decimal(15_000)  # held, for valuation

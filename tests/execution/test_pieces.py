@@ -112,7 +112,14 @@ def test_live_mode_needs_keys_and_announces_itself(monkeypatch: pytest.MonkeyPat
         assert "LIVE trading on binance" in startup_message(cfg)
         assert "k" not in startup_message(cfg).split() and "s" not in startup_message(cfg).split()
         assert isinstance(build_broker(settings(), store, Clock()), PaperBroker)
+        live = build_broker(cfg, store, Clock())
+        with pytest.raises(ConfigError, match='needs mode = "live"'):
+            Executor(settings(), store, live, market, Clock())
     assert startup_message(settings()).startswith("📝 Paper trading")
+
+
+async def market():
+    return snapshot()
 
 
 async def test_an_approved_proposal_left_by_a_crash_is_marked_failed() -> None:
@@ -128,10 +135,6 @@ async def test_an_approved_proposal_left_by_a_crash_is_marked_failed() -> None:
 async def test_unreachable_paper_limit_fails_and_skips_the_hedge() -> None:
     # Slippage beyond the limit offset: the paper model cannot fill the spot leg.
     clock, cfg = Clock(), settings(costs={"slippage_bps": 20, "limit_offset_bps": 5})
-
-    async def market():
-        return snapshot()
-
     with Store.memory() as store:
         ex = Executor(cfg, store, PaperBroker(cfg, store, clock), market, clock)
         await ex.reconcile()
