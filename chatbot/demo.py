@@ -13,6 +13,7 @@ store → paper fills with the paper fill model → the new weights. A summary t
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 import time
 from collections.abc import Callable
@@ -85,6 +86,8 @@ class Demo:
                  approve: Approver, speed: float = 0.0) -> None:
         from chatbot.alert_render import AlertRenderer
         from core.backtest_sim import Simulation
+        from core.brokers.paper import PaperBroker
+        from core.execution import Executor
         from core.replay import Replay
         from core.store import Store
 
@@ -101,6 +104,13 @@ class Demo:
         self.sim = Simulation(settings, settings.strategy, self.replay,
                               Portfolio({settings.quote: initial}))
         self.tally = Tally()
+        self.snapshot = None  # the market "now": what the executor's re-check fetches
+        clock = lambda: self.now  # noqa: E731 - the replayed time is the only clock here
+        self.broker = PaperBroker(settings, self.store, clock)
+        self.executor = Executor(settings, self.store, self.broker, self._refresh, clock)
+
+    async def _refresh(self):
+        return self.snapshot
 
     def say(self, text: str, indent: str = "            ") -> None:
         lines = text.splitlines() or [""]
@@ -114,9 +124,9 @@ class Demo:
             self.say(f"{self.day}  ALERT  " + console_text(self.render(alert)))
             self.store.mark_delivered(alert["id"], TRANSPORT, self.now)
 
-    def step(self, i: int, day: date) -> None:
+    async def step(self, i: int, day: date) -> None:
         snap = self.replay.snapshot(day)
-        self.now, self.day = snap.as_of, day
+        self.now, self.day, self.snapshot = snap.as_of, day, snap
         self.sim.settle(snap)
         ev = self.sim.evaluate(snap)
         if i % HEARTBEAT_DAYS == 0:
@@ -139,32 +149,42 @@ class Demo:
                                   "proposal_id": proposal.id}, self.now, timedelta(0))
         self.tally.proposals += 1
         self.deliver()
-        self.decide(proposal, snap)
+        await self.decide(proposal, snap)
 
-    def decide(self, proposal: Proposal, snap) -> None:
-        pid, store, now, day = proposal.id, self.store, self.now, self.day
+    async def decide(self, proposal: Proposal, snap) -> None:
+        """Your answer through the executor: re-checked, started once, filled by the paper broker."""
+        from core.codec import portfolio_to_dict
+        from core.errors import ExecutionError
+
+        pid, day, q = proposal.id, self.day, self.settings.quote
         if not self.approve(proposal):
             self.tally.declined += 1
-            store.transition(pid, "proposed", "rejected", now, ACTOR, TRANSPORT, "not approved")
-            self.say(f"{day}  REJECTED  {pid}: nothing traded")
+            self.say(f"{day}  REJECTED  " + await self.executor.reject(pid, ACTOR, TRANSPORT))
+            return
+        # The paper broker trades the store's paper book: hand it today's book (funding and
+        # futures P&L settled), then take back what it traded.
+        self.store.put_paper_book(portfolio_to_dict(self.sim.portfolio), self.now)
+        try:
+            report = await self.executor.approve(pid, ACTOR, TRANSPORT)
+        except ExecutionError as exc:
+            self.say(f"{day}  REFUSED  {exc}")
             return
         self.tally.approved += 1
-        store.transition(pid, "proposed", "approved", now, ACTOR, TRANSPORT)
-        self.say(f"{day}  APPROVED  {pid} by {ACTOR} on the {TRANSPORT} (paper)")
-        store.transition(pid, "approved", "executing", now, "system", "paper")
-        fills = self.sim.execute(proposal, snap)
-        self.tally.fills += len(fills)
-        status = "executed" if len(fills) == len(proposal.orders) else (
-            "partially_executed" if fills else "failed")
-        store.transition(pid, "executing", status, now, "system", "paper",
-                         f"{len(fills)} of {len(proposal.orders)} orders filled")
-        q = self.settings.quote
-        lines = [f"{day}  FILLED  {len(fills)}/{len(proposal.orders)} orders of {pid} "
-                 f"({status.replace('_', ' ')})"]
-        for f in fills:
-            o = f.order
-            lines.append(f"{o.side} {f.amount.normalize():f} {o.symbol} at {f.price:,.4f}, "
-                         f"notional {f.notional:,.2f} {q}, fee {f.fee:,.2f} {q}")
+        self.say(f"{day}  APPROVED  {pid} by {ACTOR} on the {TRANSPORT}; executed on paper")
+        sizes = {o.leg: o.contract_size for o in proposal.orders}
+        futures = [(f.symbol, f.filled if f.side == "buy" else -f.filled, sizes[f.leg], f.avg_price)
+                   for f in report.fills if f.market != "spot" and f.filled and f.avg_price]
+        traded = sum((f.filled * (f.avg_price or 0) * sizes[f.leg] for f in report.fills), Decimal(0))
+        self.sim.adopt(self.broker.book(), futures, report.fees, traded, snap)
+        filled = [f for f in report.fills if f.filled]
+        self.tally.fills += len(filled)
+        lines = [f"{day}  FILLED  {len(filled)}/{len(report.fills)} legs of {pid} "
+                 f"({report.status.replace('_', ' ')}), fees {report.fees:,.2f} {q}"]
+        for f in report.fills:
+            what = (f"at {f.avg_price:,.4f}" if f.avg_price else f.status)
+            lines.append(f"{f.side} {f.filled.normalize():f} of {f.planned.normalize():f} {f.symbol} {what}"
+                         + (f" ({f.message})" if f.message else ""))
+        lines.extend(report.messages)
         valuation = self.sim_valuation(snap)
         lines.append("weights now: " + " · ".join(
             f"{a} {w:.1%}" for a, w in sorted(valuation.weights.items(), key=lambda kv: -kv[1]) if w)
@@ -177,12 +197,13 @@ class Demo:
 
         return value_portfolio(self.sim.portfolio, snap, self.settings.stablecoins)
 
-    def run(self, days: tuple[date, ...]) -> None:
+    async def run(self, days: tuple[date, ...]) -> None:
+        await self.executor.reconcile()  # nothing in flight in a fresh store, but it is the rule
         for i, day in enumerate(days):
             started = time.monotonic()
-            self.step(i, day)
+            await self.step(i, day)
             if self.speed > 0:
-                time.sleep(max(0.0, 1 / self.speed - (time.monotonic() - started)))
+                await asyncio.sleep(max(0.0, 1 / self.speed - (time.monotonic() - started)))
 
 
 def _approver(auto: bool, out: TextIO) -> Approver:
@@ -231,7 +252,7 @@ def run(args: argparse.Namespace) -> int:
     for note in notes:
         out.write(f"note: {note}\n")
     out.write("\n")
-    demo.run(days)
+    asyncio.run(demo.run(days))
     result = run_backtest(history.frame, settings, settings.strategy.name, days[0], days[-1],
                           initial_value=args.initial, perp_closes=history.perp_closes)
     _summary(out, demo, result)

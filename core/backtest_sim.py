@@ -192,6 +192,27 @@ class Simulation:
             self.ledger.futures_pnl += pnl
             self.marks[order.symbol] = market
 
+    def adopt(self, portfolio: Portfolio, futures_fills: list[tuple[str, Decimal, Decimal, Decimal]],
+              fees: Decimal, traded: Decimal, snap: MarketSnapshot) -> None:
+        """Take over a book another executor traded (the demo's paper broker).
+
+        `futures_fills` are (symbol, signed contracts, contract size, fill price): each opened at
+        its fill price and is marked at the market from now on, as `_book` does for its own fills.
+        """
+        self.portfolio = portfolio
+        self.ledger.fees += fees
+        self.ledger.traded += traded
+        self.ledger.rebalances += 1
+        for symbol, contracts, size, price in futures_fills:
+            position = Position(symbol, contracts, size)
+            mark = position_price(position, snap) or price
+            pnl = variation_margin(position, price, mark)
+            self.portfolio = credit(self.portfolio, pnl, self.quote)
+            self.ledger.futures_pnl += pnl
+            self.marks[symbol] = mark
+        if self.portfolio.balances.get(self.quote, ZERO) < 0:
+            self._cover(snap)
+
     def value(self, snap: MarketSnapshot) -> Decimal:
         return value_portfolio(self.portfolio, snap, self.settings.stablecoins).value
 
