@@ -6,8 +6,10 @@
 No tokens and no network: history comes from the store, else the CSVs of ../shared/data, else
 a simulated market, and the demo says which. Each day goes through the live pieces: evaluate →
 plan → a proposal saved in a private in-memory store → an alert through its outbox, rendered by
-the alert renderer as the console shows it → approval (yours, or automatic) audited in the
-store → paper fills with the paper fill model → the new weights. A summary table ends it.
+the alert renderer as the console shows it → your approval (or --auto-approve) handed to the
+Executor, which re-checks the market, starts the proposal exactly once and trades it with the
+PaperBroker → the execution report and the new weights. A summary table with the backtest of
+the same days (and its baselines) ends it.
 """
 
 from __future__ import annotations

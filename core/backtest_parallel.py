@@ -7,6 +7,7 @@ day's signals once for all of its runs. Without fork, or with one CPU, everythin
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -49,7 +50,13 @@ def in_two(mine: Callable[[Progress], list[T]], theirs: Callable[[Progress], lis
             send.close()
 
     proc = ctx.Process(target=child, daemon=True)
-    proc.start()
+    # Objects alive at the fork (the history, the modules) need no collecting in either process:
+    # freezing them keeps the collector off them, and off the child's copy-on-write pages.
+    gc.freeze()
+    try:
+        proc.start()
+    finally:
+        gc.unfreeze()
     send.close()
     days = 0
 
