@@ -149,9 +149,10 @@ def main() -> dict[str, Any]:
     try:
         import vectorbt  # noqa: F401
     except ImportError:
-        return {"skipped": "vectorbt is not installed in this interpreter; it is a bench-only extra: "
-                           "pip install -c constraints.txt -e '.[bench]' in a separate venv and run "
-                           "python -m bench.vectorbt_compare there"}
+        # No square brackets: the bench table is rich markup, which would swallow "[bench]".
+        return {"skipped": "vectorbt is not installed in this interpreter; it is a bench-only extra "
+                           "(pyproject's 'bench' extra): install it in a separate venv with premia and "
+                           "run python -m bench.vectorbt_compare there"}
     from core.backtest_data import csv_folder, from_csv
     from core.history_csv import default_data_dir
 
