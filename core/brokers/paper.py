@@ -18,7 +18,7 @@ from core.config import Settings
 from core.errors import ExecutionError
 from core.fills import paper_fill
 from core.models import Market, MarketSnapshot, Order, Portfolio, Position
-from core.planner import default_rule, round_step
+from core.planner import default_rule, round_step, round_step_up
 from core.store import Store
 
 from .base import Balances, OrderReport, OrderRequest, Wallet
@@ -79,7 +79,7 @@ class PaperBroker:
         raw = market_price * (1 + offset if order.side == "buy" else 1 - offset)
         # Round the limit away from the market: it may be a tick more generous, never less.
         step = rule.price_step
-        price = -round_step(-raw, step) if order.side == "buy" else round_step(raw, step)
+        price = round_step_up(raw, step) if order.side == "buy" else round_step(raw, step)
         qty = round_step(amount, rule.amount_step)
         notional = qty * price * order.contract_size
         if qty <= 0 or notional < rule.min_notional:
