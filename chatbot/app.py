@@ -61,15 +61,36 @@ def build_services(settings: Settings, *, clock: Callable[[], datetime] = utc_no
 
 
 def build_engine(services: Services) -> None:
-    """The real engine (live feeds, paper book or exchange portfolio) and executor."""
-    from core.wiring import build_core  # the core's own assembly of feed, portfolio, engine, executor
+    """The broker (paper unless mode = "live"), the engine over it, and the executor."""
+    from chatbot.stopgap_engine import StopgapEngine  # until core/engine.py lands
+    from core.brokers import build_broker
+    from core.execution import Executor
 
-    services.engine, services.executor = build_core(services.settings, services.store, services.clock)
+    s = services
+    broker = build_broker(s.settings, s.store, s.clock)
+    engine = StopgapEngine(s.settings, s.store, broker, s.clock)
+    s.engine = engine
+    s.executor = Executor(s.settings, s.store, broker, engine.refresh, s.clock)
 
 
-def build_dispatcher(settings: Settings) -> CommandDispatcher:
-    """The command layer over the real store and engine (used by `premia chat` too)."""
-    return CommandDispatcher(build_services(settings))
+def bot_alive(services: Services) -> bool:
+    """Whether a `premia run` wrote its heartbeat to this store recently."""
+    beat = services.store.last_heartbeat(HEARTBEAT)
+    return beat is not None and services.clock() - beat < ALIVE_WITHIN
+
+
+async def build_dispatcher(settings: Settings) -> CommandDispatcher:
+    """The command layer over the real store and engine (`premia chat`)."""
+    services = build_services(settings)
+    executor: Any = services.executor
+    if bot_alive(services):
+        # The running bot reconciled at its start and may be executing right now: reconciling
+        # here would cancel its orders in flight. Its compare-and-set start still makes an
+        # approval from this console safe.
+        executor.reconciled = True
+    else:
+        await executor.reconcile()
+    return CommandDispatcher(services)
 
 
 # ── the process ─────────────────────────────────────────────────────────────────────────────
@@ -107,6 +128,8 @@ class BotProcess:
     async def start(self) -> None:
         self._claim_instance()
         self._subscribe_configured_chats()
+        if self.services.executor is not None:
+            self.tasks.append(asyncio.create_task(self._reconcile(), name="reconcile"))
         self._start_scheduler()
         tg, dc = self.settings.chat.telegram.token_env, self.settings.chat.discord.token_env
         telegram_token, discord_token = self.token(tg), self.token(dc)
@@ -158,6 +181,20 @@ class BotProcess:
             self.scheduler.add_job(self.cycle, "interval", minutes=minutes, id="poll",
                                    next_run_time=datetime.now(UTC))
         self.scheduler.start()
+
+    async def _reconcile(self) -> None:
+        """Settle orders a crash left in flight before any approval runs (retried until done)."""
+        executor = self.services.executor
+        assert executor is not None
+        while not self.stopping.is_set():
+            try:
+                for message in await executor.reconcile():
+                    log.warning("reconcile: %s", message)
+                return
+            except Exception as exc:
+                log.warning("reconcile failed (%r); approvals wait, retrying in %.0f s", exc, self.retry_s)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.stopping.wait(), self.retry_s)
 
     async def heartbeat(self) -> None:
         self.services.store.heartbeat(HEARTBEAT, self.services.clock())
@@ -296,10 +333,11 @@ class BotProcess:
         for task in self.tasks:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
-        closer = getattr(self.services.engine, "close", None)
-        if closer is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(closer(), STOP_STEP_S)
+        if self.services.engine is not None:
+            try:
+                await asyncio.wait_for(self.services.engine.close(), STOP_STEP_S)
+            except Exception as exc:
+                log.warning("premia: closing the engine: %r", exc)
         self.services.store.heartbeat(HEARTBEAT, self.services.clock())
         log.info("premia: stopped cleanly after %d cycle(s)", self.cycles)
 
@@ -332,8 +370,7 @@ def run(args: argparse.Namespace) -> int:
 
     async def main() -> int:
         services = build_services(settings)
-        engine = services.engine
-        poll = getattr(engine, "run_cycle", None)
-        return await BotProcess(settings, services, poll=poll).serve()
+        assert services.engine is not None
+        return await BotProcess(settings, services, poll=services.engine.run_cycle).serve()
 
     return asyncio.run(main())

@@ -35,11 +35,15 @@ DRIFT_RULES = ("drift_band", "futures_drift")
 
 
 class EngineView(Protocol):
-    """The part of core.engine.Engine the commands use."""
+    """The part of core.engine.Engine the commands (and, for the last two, the app) use."""
 
     def latest(self) -> tuple[MarketSnapshot, Portfolio, Evaluation] | None: ...
 
     async def fresh_plan(self) -> tuple[Evaluation, Proposal]: ...
+
+    async def run_cycle(self) -> Any: ...
+
+    async def close(self) -> None: ...
 
 
 class ExecutorView(Protocol):
@@ -49,6 +53,8 @@ class ExecutorView(Protocol):
                       chat_id: str | None) -> ExecutionReport: ...
 
     async def reject(self, proposal_id: str, actor: str, via: str, chat_id: str | None) -> str: ...
+
+    async def reconcile(self) -> list[str]: ...
 
 
 @dataclass

@@ -228,7 +228,6 @@ async def stop(proc: asyncio.subprocess.Process) -> tuple[int, str, str]:
 
 @pytest.mark.slow
 async def test_premia_run_without_tokens_cycles_and_stops_on_sigterm(tmp_path, shared_data):
-    pytest.importorskip("core.engine", reason="the engine (core/engine.py) has not landed yet")
     from tests.fakes.exchange_server import FakeExchange
     from tests.fakes.fng_server import FakeFearGreed
 
@@ -246,8 +245,7 @@ async def test_premia_run_without_tokens_cycles_and_stops_on_sigterm(tmp_path, s
 
 
 @pytest.mark.slow
-async def test_premia_run_with_a_telegram_token_says_hello(tmp_path, shared_data):
-    pytest.importorskip("core.engine", reason="the engine (core/engine.py) has not landed yet")
+async def test_premia_run_with_a_telegram_token_alerts_and_executes_an_approval(tmp_path, shared_data):
     from tests.fakes.exchange_server import FakeExchange
     from tests.fakes.fng_server import FakeFearGreed
 
@@ -256,11 +254,18 @@ async def test_premia_run_with_a_telegram_token_says_hello(tmp_path, shared_data
         config = write_config(tmp_path, exchange.prefix, fng.url, telegram)
         proc = await premia_run(config, {"TELEGRAM_BOT_TOKEN": TOKEN})
         try:
-            [hello] = await api.wait_for("sendMessage", timeout=60)
-            api.push_text("/help")
-            await api.wait_for("sendMessage", 2, timeout=30)
+            # The start-up message and the first cycle's alert, in either order.
+            sent = await api.wait_for("sendMessage", 2, timeout=60)
+            [hello] = [c for c in sent if "Premia started" in c.params["text"]]
+            [alert] = [c for c in sent if c.params.get("reply_markup")]
+            approve = alert.params["reply_markup"]["inline_keyboard"][0][0]["callback_data"]
+            assert approve.startswith("approve:P-")
+            api.push_callback(api.message(OWNER, alert.result["message_id"]), approve)
+            [edit] = await api.wait_for("editMessageText", timeout=60)
         finally:
             code, _out, err = await stop(proc)
-    assert hello.params["text"].startswith("<b>Premia started</b>")
+    assert hello.params["text"].startswith("<b>Premia started</b>\n📝 Paper trading")
+    assert alert.params["text"].startswith("<b>New proposal</b>\n• BTC is 0.0% of the portfolio")
+    assert " · executed (paper)</b>\nApproved by owner." in edit.params["text"]
     assert code == 0, err
     assert TOKEN not in err and "TEST-token" not in err  # the token never reaches the log

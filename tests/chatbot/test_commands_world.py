@@ -113,6 +113,12 @@ class SnapshotEngine:
         ev = evaluate(snap, portfolio, self.settings, {})
         return ev, plan(ev, snap, portfolio, self.settings, strategy=self.settings.strategy.name)
 
+    async def run_cycle(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
     async def refresh(self) -> MarketSnapshot:
         """The market as the executor re-reads it on approval."""
         return self._now()[0]
@@ -140,6 +146,9 @@ class FakeExecutor:
                               Decimal("0.0005"), "filled") for o in sp.proposal.orders)
         return ExecutionReport(proposal_id, "executed", fills, Decimal("1.25"), sp.proposal.weights_after,
                                Decimal(0), fees=sum((f.fee for f in fills), Decimal(0)))
+
+    async def reconcile(self) -> list[str]:
+        return []
 
     async def reject(self, proposal_id: str, actor: str, via: str, chat_id: str | None) -> str:
         ok = self.store.transition(proposal_id, "proposed", "rejected", self.clock(), actor, via,
