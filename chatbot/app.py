@@ -27,7 +27,7 @@ from chatbot.delivery import Notifier
 from chatbot.handlers import Services
 from chatbot.replies import Reply
 from core.config import Settings, load_settings
-from core.errors import ConfigError
+from core.errors import ConfigError, PremiaError
 
 log = logging.getLogger("premia.app")
 
@@ -82,6 +82,8 @@ def bot_alive(services: Services) -> bool:
 async def build_dispatcher(settings: Settings) -> CommandDispatcher:
     """The command layer over the real store and engine (`premia chat`)."""
     services = build_services(settings)
+    engine: Any = services.engine
+    engine.keep_clients = False
     executor: Any = services.executor
     if bot_alive(services):
         # The running bot reconciled at its start and may be executing right now: reconciling
@@ -205,6 +207,8 @@ class BotProcess:
         try:
             await self.poll()
             self.cycles += 1
+        except PremiaError as exc:  # a feed down, stale data: expected, said plainly
+            log.warning("premia: cycle skipped: %s", exc)
         except Exception:
             # A bad cycle is logged and the next one runs on time: the process never dies of it.
             log.exception("premia: engine cycle failed")

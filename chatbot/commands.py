@@ -114,7 +114,7 @@ class CommandDispatcher:
             verdict = self.auth.check(caller, command.spec.role, name)
             if not verdict.allowed or verdict.role is None:
                 return self._refuse(caller, name, verdict, via_button)
-            log.info("command /%s by %s in chat %s%s", name, actor(caller), caller.chat_id,
+            log.debug("command /%s by %s in chat %s%s", name, actor(caller), caller.chat_id,
                      " (button)" if via_button else "")
             request = Request(caller, verdict.role, name, parsed.args, command.spec.usage, via_button,
                               self.services, tuple(self.commands()))

@@ -17,7 +17,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from core.brokers.base import Broker
-from core.codec import snapshot_to_dict, trigger_to_dict
+from core.brokers.paper import PaperBroker
+from core.codec import snapshot_from_dict, snapshot_to_dict, trigger_to_dict
 from core.config import Settings
 from core.errors import FeedError
 from core.evaluate import Evaluation, evaluate
@@ -45,7 +46,9 @@ class StopgapEngine:
         self._clients: Any = None
         self._fear_greed: tuple[datetime, FearGreed] | None = None
         self._latest: tuple[MarketSnapshot, Portfolio, Evaluation] | None = None
+        self._latest_id: str | None = None
         self.failures: tuple[str, ...] = ()  # what the last poll could not fetch
+        self.keep_clients = True  # exchange connections and loaded markets stay between polls
 
     # ── the market ─────────────────────────────────────────────────────────────────────
 
@@ -57,12 +60,16 @@ class StopgapEngine:
         if self._clients is None:
             self._clients = ExchangeClients(self.settings)
         now = self.clock()
-        result = await fetch_markets_snapshot(self._clients, self.settings, now)
+        try:
+            result = await fetch_markets_snapshot(self._clients, self.settings, now)
+        finally:
+            if not self.keep_clients:  # `premia chat` polls rarely and has no place to close them
+                await self.close()
         for f in result.failures:
             log.warning("feed: %s %s %s: %s", f.exchange, f.asset or "", f.what, f.message)
         if not result.markets:
-            raise FeedError(f"no market data: {len(result.failures)} request(s) failed"
-                            + (f", e.g. {result.failures[0].message}" if result.failures else ""))
+            why = f" ({result.failures[0].message})" if result.failures else ""
+            raise FeedError(f"I could not reach the market just now{why}. Try again in a minute.")
         self.failures = tuple(f"{f.exchange} {f.asset or ''} {f.what}: {f.message}" for f in result.failures)
         return MarketSnapshot(now, self.settings.quote, dict(result.markets), await self._fng(now))
 
@@ -92,6 +99,19 @@ class StopgapEngine:
     # ── the engine surface ─────────────────────────────────────────────────────────────
 
     def latest(self) -> tuple[MarketSnapshot, Portfolio, Evaluation] | None:
+        """The newest stored snapshot, evaluated: this process's own, or `premia run`'s."""
+        row = self.store.latest_snapshot()
+        if row is None or row[0] == self._latest_id:
+            return self._latest
+        snapshot = snapshot_from_dict(row[2])
+        if isinstance(self.broker, PaperBroker):
+            portfolio = self.broker.book()
+        elif self._latest is not None:
+            portfolio = self._latest[1]  # a live book is only known after a poll of our own
+        else:
+            return None
+        self._latest_id = row[0]
+        self._latest = (snapshot, portfolio, evaluate(snapshot, portfolio, self.settings, self._states()))
         return self._latest
 
     async def fresh_plan(self) -> tuple[Evaluation, Proposal]:
@@ -100,6 +120,7 @@ class StopgapEngine:
         portfolio, ev = await self._evaluate(snapshot)
         self._latest = (snapshot, portfolio, ev)
         sid = self.store.save_snapshot(snapshot.as_of, snapshot_to_dict(snapshot), "plan")
+        self._latest_id = sid
         return ev, plan(ev, snapshot, portfolio, self.settings, strategy=self.settings.strategy.name,
                         snapshot_id=sid)
 
@@ -124,7 +145,7 @@ class StopgapEngine:
         self.store.put_rule_states({k: {"state": s.state, "since": s.since, "data": dict(s.data)}
                                     for k, s in ev.states.items()}, now)
         self.store.expire_proposals(now)
-        self._latest = (snapshot, portfolio, ev)
+        self._latest, self._latest_id = (snapshot, portfolio, ev), sid
         proposal = None
         if ev.triggers:
             proposal = plan(ev, snapshot, portfolio, self.settings, strategy=self.settings.strategy.name,
@@ -151,5 +172,6 @@ class StopgapEngine:
         return int(self.store.enqueue_alert(key, kind, payload, self.clock(), cooldown) is not None)
 
     async def close(self) -> None:
-        if self._clients is not None:
-            await asyncio.shield(self._clients.close())
+        clients, self._clients = self._clients, None
+        if clients is not None:
+            await asyncio.shield(clients.close())
