@@ -110,13 +110,15 @@ class Alerts:
         with self.store.transaction():
             health: dict[str, Any] = self.store.get_flag(HEALTH_FLAG) or {}
             for s in statuses:
-                before = health.get(s.name) or {"ok": True}
-                if bool(before.get("ok")) == s.ok:
-                    if not s.ok:
-                        health[s.name] = {**before, "detail": s.detail, "seen": dt_to_str(at)}
+                prior = health.get(s.name)
+                before = prior or {"ok": True}
+                if prior is not None and bool(prior.get("ok")) == s.ok:
+                    health[s.name] = {**prior, "detail": s.detail, "seen": dt_to_str(at)}
                     continue
                 health[s.name] = {"ok": s.ok, "since": dt_to_str(at), "detail": s.detail,
                                   "seen": dt_to_str(at)}
+                if prior is None and s.ok:
+                    continue  # first sight of a healthy feed: nothing to tell
                 payload = self._health_payload(s, before, at, down_kind)
                 kind = up_kind if s.ok else down_kind
                 key = f"feed:{s.name}:{'up' if s.ok else 'down'}"

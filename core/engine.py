@@ -180,7 +180,7 @@ class Engine:
             self.store.put_rule_states(changed, now)
             self.store.expire_proposals(now)
             proposal, skipped = self._propose(ev, snapshot, portfolio, sid, now)
-        ids += self._freshness_alert(ev, report.dead, now)
+        ids += self._freshness_alert(ev, snapshot, report.dead, now)
         ids += self.alerts.triggers(ev.triggers, proposal, now, unseen_assets=ev.freshness.stale_spot,
                                     snapshot_id=sid, warnings=self._why_none(ev, skipped))
         self._view = (sid, snapshot, portfolio, ev)
@@ -211,10 +211,13 @@ class Engine:
     def _why_none(ev: Evaluation, skipped: str | None) -> list[str]:
         return [skipped] if skipped else [w for w in ev.warnings if "minimum" in w or "stale" in w]
 
-    def _freshness_alert(self, ev: Evaluation, dead: tuple[FeedStatus, ...], now: datetime) -> list[int]:
-        """Stale quotes from a feed that answered (a dead feed has its own alert)."""
+    def _freshness_alert(self, ev: Evaluation, snapshot: MarketSnapshot, dead: tuple[FeedStatus, ...],
+                         now: datetime) -> list[int]:
+        """Stale or missing quotes from a feed that answered (a dead feed has its own alert)."""
         down = {s.name for s in dead}
-        stale = sorted(a for a in ev.freshness.stale_spot
+        missing = {a for a, cfg in self.settings.assets.items()
+                   if a not in snapshot.assets and a not in self.settings.stablecoins}
+        stale = sorted(a for a in ev.freshness.stale_spot | missing
                        if a not in self.settings.assets or self.settings.assets[a].exchange not in down)
         detail = "stale or missing prices for " + ", ".join(stale) if stale else ""
         return self.alerts.health([FeedStatus(MARKET_DATA, not stale, detail)], now, down_kind="stale")
@@ -276,7 +279,11 @@ class Engine:
         chosen = portfolio or stored_portfolio or (view[2] if view else None)
         if chosen is None:
             return None
-        ev = evaluate(snapshot, chosen, self.settings, self._states())
+        try:
+            ev = evaluate(snapshot, chosen, self.settings, self._states())
+        except PremiaError as exc:  # e.g. a holding the snapshot has no price for
+            log.warning("cannot evaluate snapshot %s: %s", row[0], exc)
+            return view[1:] if view else None
         self._view = (row[0], snapshot, chosen, ev)
         return snapshot, chosen, ev
 

@@ -188,8 +188,10 @@ class LiveFeed:
         done, failed = [], []
         for name in self.exchanges():
             try:
-                await retrying(self.settings.feeds.retries)(
-                    lambda n=name: self.clients.load_markets(n, reload=True))
+                async def reload(n: str = name) -> None:
+                    await self.clients.load_markets(n, reload=True)
+
+                await retrying(self.settings.feeds.retries)(reload)
             except Exception as exc:
                 failed.append(f"{name}: {describe(exc)}")
                 continue

@@ -143,7 +143,10 @@ class ExchangePortfolio:
     async def _call(self, fn: Callable[[], Any]) -> Any:
         from core.feeds.retry import retrying
 
-        return await retrying(self.settings.feeds.retries)(fn)
+        async def attempt() -> Any:  # tenacity runs a plain lambda as a sync function
+            return await fn()
+
+        return await retrying(self.settings.feeds.retries)(attempt)
 
     async def _one(self, name: str) -> tuple[dict[str, Decimal], list[Position]]:
         clients = self.clients
