@@ -18,6 +18,7 @@ from tests.feeds import EXCHANGES
 
 T = TypeVar("T")
 T0 = datetime(2025, 6, 17, 9, 30, tzinfo=UTC)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 BTC_ETH = {"BTC": {"exchange": "binance"}, "ETH": {"exchange": "binance", "bucket": "altcoins"}}
 
 
@@ -74,10 +75,10 @@ def closes(start_price: float, days: int, end: date, wiggle: float = 0.01) -> tu
 
 
 def market(asset: str, price: str, at: datetime, *, rate: str = "0.0001", interval: int = 8) -> AssetMarket:
-    p = Decimal(price)
-    prints = tuple(FundingPrint(at - timedelta(hours=interval * k), Decimal(rate)) for k in range(30, 0, -1))
-    perp = PerpQuote(f"{asset}/USDT:USDT", p, p, Decimal(rate), Decimal(interval), at, prints,
-                     at + timedelta(hours=1))
+    p, step = Decimal(price), timedelta(hours=interval)
+    last = EPOCH + (at - EPOCH) // step * step  # settlements on the UTC grid
+    prints = tuple(FundingPrint(last - step * k, Decimal(rate)) for k in range(30, -1, -1))
+    perp = PerpQuote(f"{asset}/USDT:USDT", p, p, Decimal(rate), Decimal(interval), at, prints, last + step)
     return AssetMarket(asset, SpotQuote(p, at), perp, (), closes(float(p), 45, at.date()))
 
 

@@ -194,7 +194,7 @@ async def test_latest_serves_another_process_snapshot_and_the_current_paper_book
     view = reader.latest()
     assert view is not None and view[1].balances == {"USDT": Decimal(10_000)}
     PaperBook(reader.settings, store, clock).put(Portfolio({"USDT": Decimal(5_000), "BTC": Decimal("0.05")}))
-    snap, portfolio, ev = reader.latest()
+    _, portfolio, ev = reader.latest()
     assert portfolio.balances["BTC"] == Decimal("0.05")
     assert ev.valuation.value == Decimal(5_000) + Decimal("0.05") * 100_000
 

@@ -100,7 +100,8 @@ async def test_the_second_poll_asks_only_for_funding_settled_since_the_stored_pr
     last = rig.store.latest_funding_time("binance", "BTC/USDT:USDT")
     asked_before = len(ex.requests_to(BINANCE_FAPI, FUNDING))
     second = await rig.engine.run_cycle()
-    asked = [r for r in ex.requests_to(BINANCE_FAPI, FUNDING)[asked_before:] if r.query["symbol"] == "BTCUSDT"]
+    asked = [r for r in ex.requests_to(BINANCE_FAPI, FUNDING)[asked_before:]
+             if r.query["symbol"] == "BTCUSDT"]
     assert [int(r.query["startTime"]) for r in asked] == [int(last.timestamp() * 1000) + 1]
     # The snapshot still carries the whole window, from the store.
     history = second.snapshot.assets["BTC"].perp.funding_history
