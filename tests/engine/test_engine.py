@@ -234,3 +234,32 @@ async def test_keep_clients_false_closes_the_feed_after_each_fetch() -> None:
     e.keep_clients = False
     await e.run_cycle()
     assert feed.closed == 1
+
+
+async def test_quotes_from_the_future_clock_skew_never_drive_a_proposal() -> None:
+    store, clock = Store.memory(), Clock()
+    feed = ScriptedFeed(lambda now: snapshot(now, age=-timedelta(minutes=10)))  # exchange clock ahead
+    result = await engine(store, feed, clock).run_cycle()
+    assert result.proposal is None and result.skipped == "stale data: no proposal"
+    assert result.evaluation.freshness.stale_spot == {"BTC", "ETH"}
+
+
+async def test_replay_feed_serves_the_last_finished_day_and_walks_a_clock(shared_data) -> None:
+    from datetime import UTC, date, datetime
+
+    from core.history_csv import load_history
+    from core.market_feed import ReplayFeed
+
+    s = settings()
+    frame = load_history(shared_data / "derived", ["BTC", "ETH"], date(2024, 1, 1), date(2024, 3, 31))
+    feed = ReplayFeed(frame, s, start=date(2024, 3, 1), end=date(2024, 3, 5))
+    assert feed.now() == datetime(2024, 3, 2, tzinfo=UTC)
+    report = await feed.fetch(datetime(2024, 3, 3, 12, tzinfo=UTC))
+    assert report.snapshot.as_of == datetime(2024, 3, 3, tzinfo=UTC)
+    assert report.statuses[0].ok and report.snapshot.assets["BTC"].perp is not None
+    early = await feed.fetch(datetime(2024, 2, 1, tzinfo=UTC))
+    assert early.snapshot is None and not early.statuses[0].ok
+    days = [feed.now()]
+    while feed.advance():
+        days.append(feed.now())
+    assert len(days) == 5 and days[-1] == datetime(2024, 3, 6, tzinfo=UTC)
