@@ -21,7 +21,7 @@ from typing import Any
 from core.alerts import Alerts, trigger_key
 from core.codec import snapshot_from_dict
 from core.config import Settings
-from core.errors import FeedError, PremiaError
+from core.errors import FeedError, PremiaError, SnapshotError
 from core.evaluate import Evaluation, evaluate
 from core.market_feed import FeedReport, FeedStatus, MarketFeed, describe
 from core.models import MarketSnapshot, Portfolio, Proposal
@@ -53,12 +53,25 @@ class CycleResult:
     skipped: str | None
 
 
+def stored_payload(snapshot: MarketSnapshot, portfolio: Portfolio | None) -> dict[str, Any]:
+    """The public snapshot format (core/snapshot_io), with `portfolio: null` when it is unknown."""
+    payload = dump_snapshot(snapshot, portfolio)
+    if portfolio is None:
+        payload["portfolio"] = None
+    return payload
+
+
 def load_stored_snapshot(payload: Mapping[str, Any]) -> tuple[MarketSnapshot, Portfolio | None]:
-    """A stored snapshot: the public format (with its portfolio), or the codec's (without)."""
-    if "portfolio" in payload:
-        snapshot, portfolio, _ = parse_snapshot(dict(payload), "stored snapshot")
-        return snapshot, portfolio
-    return snapshot_from_dict(payload), None
+    """A stored snapshot: the public format (with its portfolio), or the codec's (the executor's)."""
+    if "portfolio" not in payload:
+        try:
+            return snapshot_from_dict(payload), None
+        except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
+            raise SnapshotError(f"stored snapshot is not in a known format ({exc!r})") from None
+    known = payload["portfolio"] is not None
+    document = dict(payload) if known else {**payload, "portfolio": {"balances": {}}}
+    snapshot, portfolio, _ = parse_snapshot(document, "stored snapshot")
+    return snapshot, portfolio if known else None
 
 
 def states_from_store(store: Store) -> dict[str, RuleState]:
@@ -162,11 +175,11 @@ class Engine:
             why = str(exc) if isinstance(exc, PremiaError) else describe(exc)
             failures.append(f"portfolio: {why}")
             ids += self.alerts.health([FeedStatus("portfolio", False, why)], now)
-            sid = self.store.save_snapshot(snapshot.as_of, dump_snapshot(snapshot), "poll")
+            sid = self.store.save_snapshot(snapshot.as_of, stored_payload(snapshot, None), "poll")
             return CycleResult(sid, snapshot, None, None, tuple(ids), tuple(failures),
                                f"no portfolio: {why}")
         ids += self.alerts.health([FeedStatus("portfolio", True)], now)
-        sid = self.store.save_snapshot(snapshot.as_of, dump_snapshot(snapshot, portfolio), "poll")
+        sid = self.store.save_snapshot(snapshot.as_of, stored_payload(snapshot, portfolio), "poll")
         stored = states_from_store(self.store)
         try:
             ev = evaluate(snapshot, portfolio, self.settings, stored)
@@ -256,7 +269,7 @@ class Engine:
                 log.warning("stored snapshot %s unreadable (%s); fetching a fresh one", row[0], exc)
         if snapshot is None:
             snapshot = await self.refresh()
-            sid = self.store.save_snapshot(snapshot.as_of, dump_snapshot(snapshot), "plan")
+            sid = self.store.save_snapshot(snapshot.as_of, stored_payload(snapshot, None), "plan")
         portfolio = await self.portfolio.portfolio()
         ev = evaluate(snapshot, portfolio, self.settings, self._states())
         return ev, plan(ev, snapshot, portfolio, self.settings, strategy=self.settings.strategy.name,

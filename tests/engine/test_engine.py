@@ -263,3 +263,41 @@ async def test_replay_feed_serves_the_last_finished_day_and_walks_a_clock(shared
     while feed.advance():
         days.append(feed.now())
     assert len(days) == 5 and days[-1] == datetime(2024, 3, 6, tzinfo=UTC)
+
+
+async def test_an_unreadable_account_is_one_alert_and_the_market_is_still_stored() -> None:
+    from core.errors import FeedError
+
+    class DeadAccount:
+        name = "exchange"
+
+        async def portfolio(self) -> Portfolio:
+            raise FeedError("cannot read the binance account: AuthenticationError: invalid key")
+
+        def cached(self) -> Portfolio | None:
+            return None
+
+        async def close(self) -> None:
+            return None
+
+    store, clock = Store.memory(), Clock()
+    e = Engine(settings(), store, ScriptedFeed(), DeadAccount(), clock)
+    for _ in range(2):
+        result = await e.run_cycle()
+        clock.advance(minutes=5)
+    assert result.skipped.startswith("no portfolio") and "AuthenticationError" in result.failures[0]
+    snap, portfolio = load_stored_snapshot(store.get_snapshot(result.snapshot_id))
+    assert portfolio is None and snap.assets["BTC"].spot is not None
+    assert [a["kind"] for a in outbox(store, clock)] == ["feed_down"]
+    assert e.latest() is None  # a market without a portfolio is no view to show
+
+
+def test_the_executor_s_stored_snapshots_are_read_too() -> None:
+    from core.codec import snapshot_to_dict
+    from core.errors import SnapshotError
+    from tests.engine import T0
+
+    snap = snapshot(T0)
+    assert load_stored_snapshot(snapshot_to_dict(snap)) == (snap, None)
+    with pytest.raises(SnapshotError):
+        load_stored_snapshot({"assets": {"BTC": {}}})
