@@ -1,9 +1,10 @@
 """One engine cycle: market → snapshot stored → signals → rules with their persisted states →
 proposal stored → alert events in the outbox.
 
-Every write happens before the side effect it permits: rule states and the proposal are stored
-before the alert that announces them, so a crash between the two loses an alert at worst, never
-a state. Rule states are read from the store at every cycle, so a restart keeps its hysteresis.
+Every write happens before the side effect it permits: the new rule states, the proposal and
+the outbox rows announcing them are written in one transaction (the outbox is delivered later
+by the chat side), so a crash neither loses nor repeats an alert. Rule states are read from the
+store at every cycle, so a restart keeps its hysteresis.
 A cycle never raises for a feed or exchange problem: it records what failed, raises one alert
 per feed that died (and one when it is back), and goes on with what it got.
 """
@@ -189,13 +190,14 @@ class Engine:
         self.store.save_signals(sid, snapshot.as_of, signal_rows(snapshot, ev, self.settings))
         changed = {k: {"state": s.state, "since": s.since, "data": dict(s.data)}
                    for k, s in ev.states.items() if stored.get(k) != s}
+        # One transaction: a crash can neither lose the alert of a state change nor repeat it.
         with self.store.transaction():
             self.store.put_rule_states(changed, now)
             self.store.expire_proposals(now)
             proposal, skipped = self._propose(ev, snapshot, portfolio, sid, now)
-        ids += self._freshness_alert(ev, snapshot, report.dead, now)
-        ids += self.alerts.triggers(ev.triggers, proposal, now, unseen_assets=ev.freshness.stale_spot,
-                                    snapshot_id=sid, warnings=self._why_none(ev, skipped))
+            ids += self._freshness_alert(ev, snapshot, report.dead, now)
+            ids += self.alerts.triggers(ev.triggers, proposal, now, unseen_assets=ev.freshness.stale_spot,
+                                        snapshot_id=sid, warnings=self._why_none(ev, skipped))
         self._view = (sid, snapshot, portfolio, ev)
         return CycleResult(sid, snapshot, ev, proposal, tuple(ids), tuple(failures), skipped)
 

@@ -301,3 +301,19 @@ def test_the_executor_s_stored_snapshots_are_read_too() -> None:
     assert load_stored_snapshot(snapshot_to_dict(snap)) == (snap, None)
     with pytest.raises(SnapshotError):
         load_stored_snapshot({"assets": {"BTC": {}}})
+
+
+async def test_states_proposal_and_alert_are_written_together_or_not_at_all(monkeypatch) -> None:
+    store, clock = Store.memory(), Clock()
+    feed = ScriptedFeed(lambda now: snapshot(now, fear_greed=10))
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("power cut while queueing the alert")
+
+    monkeypatch.setattr(store, "enqueue_alert", crash)
+    with pytest.raises(RuntimeError):
+        await engine(store, feed, clock).run_cycle()
+    assert store.get_rule_states() == {} and store.recent_proposals() == []
+    monkeypatch.undo()
+    result = await engine(store, feed, clock).run_cycle()  # the restart tells it, once
+    assert any(t.rule == "fear_greed" for t in result.evaluation.triggers) and len(result.alerts) == 1
