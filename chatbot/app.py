@@ -27,6 +27,7 @@ from chatbot.delivery import Notifier
 from chatbot.handlers import Services
 from chatbot.replies import Reply
 from core.config import Settings, load_settings
+from core.engine import CycleResult
 from core.errors import ConfigError, PremiaError
 
 log = logging.getLogger("premia.app")
@@ -38,6 +39,7 @@ HEARTBEAT_S = 60
 ALIVE_WITHIN = timedelta(seconds=3 * HEARTBEAT_S)
 STOP_STEP_S = 10.0
 RETRY_S = 30.0
+AUTO_ACTOR = "auto-execute"
 CONFLICT_NOTE = ("Another process is polling this Telegram bot token: two bots answer at random. "
                  "Stop one of them (only one `premia run` per token).")
 
@@ -61,14 +63,18 @@ def build_services(settings: Settings, *, clock: Callable[[], datetime] = utc_no
 
 
 def build_engine(services: Services) -> None:
-    """The broker (paper unless mode = "live"), the engine over it, and the executor."""
-    from chatbot.stopgap_engine import StopgapEngine  # until core/engine.py lands
+    """The broker (paper unless mode = "live"), the engine over the live feed, and the executor."""
     from core.brokers import build_broker
+    from core.engine import Engine
     from core.execution import Executor
+    from core.market_feed import LiveFeed
+    from core.portfolio_source import build_portfolio_source
 
     s = services
     broker = build_broker(s.settings, s.store, s.clock)
-    engine = StopgapEngine(s.settings, s.store, broker, s.clock)
+    feed = LiveFeed(s.settings, s.store)
+    portfolio = build_portfolio_source(s.settings, s.store, s.clock, clients=feed.clients)
+    engine = Engine(s.settings, s.store, feed, portfolio, s.clock)
     s.engine = engine
     s.executor = Executor(s.settings, s.store, broker, engine.refresh, s.clock)
 
@@ -112,6 +118,8 @@ class BotProcess:
         self.pump = AlertPump(services.store, self.notifiers, render, services.clock)
         self.poll = poll
         self.scheduler: Any = None
+        self.clockwork: Any = None  # core.scheduler.PremiaScheduler when the real engine runs
+        self._auto_started: set[str] = set()
         self.telegram: Any = None
         self.discord: Any = None
         self.tasks: list[asyncio.Task[Any]] = []
@@ -173,15 +181,20 @@ class BotProcess:
             store.subscribe("discord", channel_id, now)
 
     def _start_scheduler(self) -> None:
+        """The engine's clockwork (core.scheduler), or one poll job when a test hands in `poll`."""
         from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-        self.scheduler = AsyncIOScheduler(
-            timezone=UTC, job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30})
+        from core.scheduler import PremiaScheduler
+
+        if self.poll is None:
+            self.clockwork = PremiaScheduler(self.services.engine, on_cycle=self.after_cycle)
+            self.scheduler = self.clockwork.build()
+        else:
+            self.scheduler = AsyncIOScheduler(
+                timezone=UTC, job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30})
+            self.scheduler.add_job(self.cycle, "interval", minutes=self.settings.scheduler.poll_minutes,
+                                   id="poll", next_run_time=datetime.now(UTC))
         self.scheduler.add_job(self.heartbeat, "interval", seconds=HEARTBEAT_S, id="heartbeat")
-        if self.poll is not None:
-            minutes = self.settings.scheduler.poll_minutes
-            self.scheduler.add_job(self.cycle, "interval", minutes=minutes, id="poll",
-                                   next_run_time=datetime.now(UTC))
         self.scheduler.start()
 
     async def _reconcile(self) -> None:
@@ -202,7 +215,7 @@ class BotProcess:
         self.services.store.heartbeat(HEARTBEAT, self.services.clock())
 
     async def cycle(self) -> None:
-        """One engine cycle, then an immediate drain so new alerts leave at once."""
+        """One cycle of the `poll` hook, then an immediate drain so new alerts leave at once."""
         assert self.poll is not None
         try:
             await self.poll()
@@ -214,6 +227,45 @@ class BotProcess:
             log.exception("premia: engine cycle failed")
         finally:
             self.pump.poke()
+
+    def after_cycle(self, result: CycleResult) -> None:
+        """After each engine cycle: drain the outbox now, and trade a new proposal if auto-execute."""
+        self.cycles += 1
+        p = result.proposal
+        if self.settings.proposals.auto_execute and p is not None and p.id not in self._auto_started:
+            self._auto_started.add(p.id)
+            self.tasks.append(asyncio.create_task(self.auto_execute(p.id), name=f"auto-{p.id}"))
+        self.pump.poke()
+
+    async def auto_execute(self, proposal_id: str) -> None:
+        """`proposals.auto_execute`: the same checks as a person's approval, reported to every chat."""
+        from chatbot import format as fmt
+        from core.errors import ExecutionError
+
+        executor, store = self.services.executor, self.services.store
+        assert executor is not None
+        now = self.services.clock()
+        sp = store.get_proposal(proposal_id)
+        if sp is None or sp.status != "proposed":
+            return
+        mode = "paper" if self.settings.mode == "paper" else "LIVE"
+        try:
+            report = await executor.approve(proposal_id, AUTO_ACTOR, "scheduler")
+        except ExecutionError as exc:
+            payload = {"title": f"Proposal {proposal_id} · not executed ({mode})",
+                       "text": f"Automatic execution refused: {exc}"}
+        except Exception:
+            log.exception("auto-execute of %s failed", proposal_id)
+            payload = {"title": f"Proposal {proposal_id} · not executed ({mode})",
+                       "text": "Automatic execution failed unexpectedly; see the log. /status for the book."}
+        else:
+            text, table = fmt.execution_parts(report, self.settings.quote)
+            payload = {"title": f"Proposal {proposal_id} · {fmt.status_word(report.status)} ({mode})",
+                       "text": "Executed automatically (proposals.auto_execute = true).\n" + text}
+            if table is not None:
+                payload["table"] = {"headers": list(table.headers), "rows": [list(r) for r in table.rows]}
+        store.enqueue_alert(f"execution:{proposal_id}", "execution", payload, now, timedelta(days=1))
+        self.pump.poke()
 
     # ── adapters ───────────────────────────────────────────────────────────────────────
 
@@ -334,6 +386,9 @@ class BotProcess:
                     await asyncio.wait_for(result, STOP_STEP_S)
             except Exception as exc:
                 log.warning("premia: stopping %s: %r", name, exc)
+        trading = [t for t in self.tasks if t.get_name().startswith("auto-") and not t.done()]
+        if trading:  # an execution is let finish: cut short, it would wait for reconciliation
+            await asyncio.wait(trading, timeout=3 * STOP_STEP_S)
         for task in self.tasks:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
@@ -374,7 +429,6 @@ def run(args: argparse.Namespace) -> int:
 
     async def main() -> int:
         services = build_services(settings)
-        assert services.engine is not None
-        return await BotProcess(settings, services, poll=services.engine.run_cycle).serve()
+        return await BotProcess(settings, services).serve()
 
     return asyncio.run(main())

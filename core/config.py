@@ -288,6 +288,8 @@ class ExecutionConfig(Frozen):
     on_timeout: Literal["cancel_replace", "cancel_report"] = "cancel_replace"
     max_replaces: int = 2
     auto_transfer: bool = False
+    # Share of a futures leg's notional the futures wallet must hold (20% = 5x leverage).
+    futures_margin_rate: Decimal = Field(Decimal("0.2"), gt=0, le=1)
 
 
 class TelegramConfig(Frozen):

@@ -35,8 +35,8 @@ from core.store import Store
 
 log = logging.getLogger(__name__)
 
-# Set (any value) to keep polling, evaluating and alerting without making proposals.
-PAUSE_FLAG = "pause_proposals"
+# Set by /pause (any value): polls, rules and alerts go on, proposals wait for /resume.
+PAUSE_FLAG = "paused"
 MARKET_DATA = "market data"  # the pseudo-feed whose health is "no stale quotes"
 
 
@@ -215,7 +215,7 @@ class Engine:
         if current is not None and current.orders and _signature(current, ev):
             return current, None  # the same rules still fire: the open proposal stands
         proposal = plan(ev, snapshot, portfolio, self.settings, strategy=self.settings.strategy.name,
-                        snapshot_id=sid)
+                        snapshot_id=sid, market_rules=self.feed.sizing_rules())
         if not proposal.orders:
             return None, None
         self.store.save_proposal(proposal)
@@ -275,7 +275,7 @@ class Engine:
         portfolio = await self.portfolio.portfolio()
         ev = evaluate(snapshot, portfolio, self.settings, self._states())
         return ev, plan(ev, snapshot, portfolio, self.settings, strategy=self.settings.strategy.name,
-                        snapshot_id=sid)
+                        snapshot_id=sid, market_rules=self.feed.sizing_rules())
 
     def latest(self) -> tuple[MarketSnapshot, Portfolio, Evaluation] | None:
         """The newest stored snapshot (this process's or another's) evaluated over the portfolio."""

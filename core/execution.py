@@ -22,7 +22,6 @@ from core.config import Settings
 from core.errors import ConfigError, ExecutionError
 from core.evaluate import evaluate
 from core.execution_checks import (
-    DEFAULT_MARGIN_RATE,
     Transfer,
     check_balances,
     check_caps,
@@ -73,8 +72,7 @@ class Executor:
 
     def __init__(self, settings: Settings, store: Store, broker: Broker, refresh: Refresh,
                  clock: Callable[[], datetime], *, replan: Replan | None = None,
-                 checkpoint: Checkpoint | None = None,
-                 margin_rate: Decimal = DEFAULT_MARGIN_RATE) -> None:
+                 checkpoint: Checkpoint | None = None) -> None:
         if broker.live and settings.mode != "live":
             # Real orders only when the config says so, whoever wired the broker (invariant 1).
             raise ConfigError('a live broker needs mode = "live" in the config; paper is the default')
@@ -85,7 +83,7 @@ class Executor:
         self.clock = clock
         self.replan = replan or self._replan
         self.checkpoint = checkpoint or (lambda name, info: None)
-        self.margin_rate = margin_rate
+        self.margin_rate = settings.execution.futures_margin_rate
         self.reconciled = False
         self._active: set[str] = set()  # proposals this process is executing right now
 

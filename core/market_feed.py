@@ -1,6 +1,7 @@
 """Where the engine's market snapshots come from: live exchanges and Fear & Greed, or a replay.
 
-    MarketFeed (protocol)   fetch(now) → FeedReport; refresh_markets; refresh_fear_greed; close
+    MarketFeed (protocol)   fetch(now) → FeedReport; sizing_rules; refresh_markets;
+                            refresh_fear_greed; close
     ├── LiveFeed            ccxt (core.feeds) + alternative.me, history kept in the store
     └── ReplayFeed          a HistoryFrame (files or the store) served day by day
 
@@ -23,7 +24,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 from core.config import Settings
 from core.errors import FeedError
 from core.history_csv import HistoryFrame
+from core.market_rules import rules_from_markets
 from core.models import AssetMarket, FearGreed, FundingPrint, MarketSnapshot
+from core.planner import MarketRule, default_rule
 from core.replay import Replay, as_of_for, window_days
 
 if TYPE_CHECKING:
@@ -65,6 +68,8 @@ class MarketFeed(Protocol):
     """A source of market snapshots for the engine."""
 
     async def fetch(self, now: datetime) -> FeedReport: ...
+
+    def sizing_rules(self) -> dict[str, MarketRule]: ...
 
     async def refresh_markets(self, now: datetime) -> str: ...
 
@@ -118,6 +123,26 @@ class LiveFeed:
     def window(self) -> timedelta:
         """How much funding history a snapshot carries (what the enabled rules need)."""
         return timedelta(days=window_days(self.settings))
+
+    def sizing_rules(self) -> dict[str, MarketRule]:
+        """Minimum notional and steps of each traded symbol from the markets loaded so far.
+
+        Before the first load (or for a symbol the exchange does not list) the planner falls
+        back to the config's `[orders]` values.
+        """
+        rules: dict[str, MarketRule] = {}
+        if self._clients is None:
+            return rules
+        for asset, cfg in self.settings.assets.items():
+            if asset == self.settings.quote or not self._clients.markets_loaded(cfg.exchange):
+                continue
+            markets: dict[str, Any] = {}
+            for loaded in self._clients.markets_for_cache(cfg.exchange).values():
+                markets.update(loaded)
+            perp = self.settings.perp_symbol(asset)
+            symbols = {self.settings.spot_symbol(asset), *([perp] if perp else [])}
+            rules.update(rules_from_markets(markets, symbols, default_rule(self.settings, asset)))
+        return rules
 
     async def fetch(self, now: datetime) -> FeedReport:
         from core.feeds.exchange import fetch_markets_snapshot
@@ -353,6 +378,9 @@ class ReplayFeed:
             why = f"no replayed day ends at or before {now:%Y-%m-%d %H:%M} UTC"
             return FeedReport(None, (f"replay: {why}",), (FeedStatus("replay", False, why),))
         return FeedReport(self.replay.snapshot(self.days[i - 1]), (), (FeedStatus("replay", True),))
+
+    def sizing_rules(self) -> dict[str, MarketRule]:
+        return {}  # history has no exchange metadata: the config's minimums and steps apply
 
     async def refresh_markets(self, now: datetime) -> str:
         return "replay: nothing to refresh"

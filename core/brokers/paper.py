@@ -17,21 +17,14 @@ from core.codec import portfolio_from_dict, portfolio_to_dict
 from core.config import Settings
 from core.errors import ExecutionError
 from core.fills import paper_fill
-from core.models import Market, MarketSnapshot, Order, Portfolio, Position
+from core.models import Market, MarketSnapshot, Order, Portfolio
 from core.planner import default_rule, round_step, round_step_up
+from core.portfolio_source import seed_portfolio
 from core.store import Store
 
 from .base import Balances, OrderReport, OrderRequest, Wallet
 
 BPS = Decimal("0.0001")
-
-
-def initial_book(settings: Settings) -> Portfolio:
-    """The paper portfolio the config starts with."""
-    positions = tuple(Position(p["symbol"], Decimal(str(p["contracts"])),
-                               Decimal(str(p.get("contract_size", 1))))
-                      for p in settings.paper.positions)
-    return Portfolio(dict(settings.paper.balances), positions)
 
 
 def snapshot_price(snapshot: MarketSnapshot, asset: str, market: Market, symbol: str) -> Decimal | None:
@@ -64,7 +57,7 @@ class PaperBroker:
 
     def book(self) -> Portfolio:
         raw = self.store.get_paper_book()
-        return initial_book(self.settings) if raw is None else portfolio_from_dict(raw)
+        return seed_portfolio(self.settings) if raw is None else portfolio_from_dict(raw)
 
     async def balances(self) -> Balances:
         book = self.book()

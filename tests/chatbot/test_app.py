@@ -53,7 +53,7 @@ def process(settings: Settings, env: dict[str, str], polls: Polls | None = None)
     store = Store.open(settings.db_path)
     engine = SnapshotEngine(settings, store, drifted_doc())
     services = Services(settings, store, engine, None)
-    return BotProcess(settings, services, env=env, poll=polls)
+    return BotProcess(settings, services, env=env, poll=polls or Polls())
 
 
 async def test_without_tokens_the_engine_still_runs_and_says_how_to_chat(tmp_path, capsys):

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 from core.config import Settings, settings_from_dict
 from core.market_feed import FeedReport, FeedStatus
 from core.models import AssetMarket, Close, FearGreed, FundingPrint, MarketSnapshot, PerpQuote, SpotQuote
+from core.planner import MarketRule
 from tests.feeds import EXCHANGES
 
 T = TypeVar("T")
@@ -100,6 +101,7 @@ class ScriptedFeed:
         self.down: dict[str, str] = {}
         self.fetches = 0
         self.closed = 0
+        self.rules: dict[str, MarketRule] = {}  # what the exchange's market metadata would say
 
     async def fetch(self, now: datetime) -> FeedReport:
         self.fetches += 1
@@ -107,6 +109,9 @@ class ScriptedFeed:
         if "binance" in self.down:
             return FeedReport(None, (f"binance - markets: {self.down['binance']}",), tuple(statuses))
         return FeedReport(self.make(now), (), tuple(statuses))
+
+    def sizing_rules(self) -> dict[str, MarketRule]:
+        return dict(self.rules)
 
     async def refresh_markets(self, now: datetime) -> str:
         return "scripted"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,8 @@ from core.market_feed import LiveFeed
 from core.portfolio_source import ExchangePortfolio, PaperBook
 from core.store import Store
 from tests.engine import loopback_config, loopback_settings
-from tests.fakes.exchange_server import BINANCE_FAPI, BINANCE_SPOT, FakeExchange
+from tests.fakes.exchange_hosts import BINANCE_FAPI, BINANCE_SPOT
+from tests.fakes.exchange_server import FakeExchange
 from tests.fakes.fng_server import FakeFearGreed
 from tests.feeds import TEST_CCXT, require_shared_data
 
@@ -205,3 +207,14 @@ async def test_exchange_portfolio_reads_spot_futures_and_positions(servers, tmp_
     assert portfolio.balances["BTC"] == Decimal("0.5")
     assert portfolio.balances["USDT"] == Decimal(1250)
     assert source.cached() == portfolio
+
+
+async def test_sizing_rules_come_from_the_exchange_s_market_metadata(rig: Rig) -> None:
+    assert rig.feed.sizing_rules() == {}  # nothing loaded yet: the planner uses [orders]
+    await rig.engine.run_cycle()
+    rules = rig.feed.sizing_rules()
+    market = rig.feed.clients.spot("binance").markets["BTC/USDT"]
+    assert rules["BTC/USDT"].amount_step == Decimal(str(market["precision"]["amount"]))
+    assert rules["BTC/USDT"].price_step == Decimal(str(market["precision"]["price"]))
+    assert rules["BTC/USDT"].min_notional >= Decimal(str(market["limits"]["cost"]["min"]))
+    assert "BTC/USDT:USDT" in rules
