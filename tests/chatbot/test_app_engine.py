@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from chatbot.app import AUTO_ACTOR, BotProcess, build_services
-from core.feeds import retry
 from core.config import settings_from_dict
+from core.feeds import retry
 from tests.engine import loopback_config
 from tests.fakes.exchange_server import FakeExchange
 from tests.fakes.fng_server import FakeFearGreed

@@ -329,7 +329,7 @@ async def test_the_exchange_s_minimum_notional_keeps_small_orders_out_of_the_pro
     assert btc and all(o.notional < Decimal(5_000) for o in btc)
     # The exchange says 5,000 is the least it takes for BTC/USDT: the BTC leg goes, ETH stays.
     feed.rules = {"BTC/USDT": MarketRule(Decimal(5_000), Decimal("0.00001"), Decimal("0.01"))}
-    ev, proposal = await engine(Store.memory(), feed, clock).fresh_plan()
+    _ev, proposal = await engine(Store.memory(), feed, clock).fresh_plan()
     assert not [o for o in proposal.orders if o.symbol == "BTC/USDT"]
     assert [o for o in proposal.orders if o.symbol == "ETH/USDT"]
     assert any("BTC" in w and "minimum" in w for w in proposal.warnings)
