@@ -21,10 +21,6 @@ from core.store import Store
 
 log = logging.getLogger(__name__)
 
-# An unfinished proposal is always among the newest: reconcile runs at every start, so older
-# ones were settled by an earlier start.
-RECENT_LIMIT = 500
-
 
 def save_report(store: Store, report: OrderReport, at: datetime) -> None:
     """Write an order's latest state to the store."""
@@ -105,7 +101,7 @@ async def settle_order(store: Store, broker: Broker, row: Mapping[str, Any],
 
 def unsettled_proposals(store: Store, also: Collection[str] = ()) -> list[str]:
     """Ids of proposals left approved or executing (newest first), plus `also` if unsettled."""
-    ids = [sp.id for sp in store.recent_proposals(RECENT_LIMIT) if sp.status in UNSETTLED]
+    ids = [sp.id for sp in store.proposals_with_status(UNSETTLED)]
     for pid in also:
         sp = store.get_proposal(pid)
         if sp is not None and sp.status in UNSETTLED and pid not in ids:

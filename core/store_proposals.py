@@ -177,6 +177,14 @@ class ProposalsMixin(StoreBase):
         rows = self._rows("SELECT * FROM proposals ORDER BY created_at DESC, id DESC LIMIT ?", [limit])
         return [_stored(r) for r in rows]
 
+    def proposals_with_status(self, statuses: Iterable[str]) -> list[StoredProposal]:
+        """Every proposal in one of `statuses`, newest first (however old)."""
+        chosen = _statuses(statuses)
+        marks = ", ".join("?" for _ in chosen)
+        rows = self._rows(f"SELECT * FROM proposals WHERE status IN ({marks})"
+                          " ORDER BY created_at DESC, id DESC", list(chosen))
+        return [_stored(r) for r in rows]
+
     def transition(
         self,
         proposal_id: str,

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
@@ -144,3 +146,28 @@ async def test_unreachable_paper_limit_fails_and_skips_the_hedge() -> None:
         assert [f.status for f in report.fills] == ["unfilled", "skipped"]
         assert "limit was not reached" in report.fills[0].message
         assert store.get_paper_book() is None
+
+
+async def test_an_unsettled_proposal_is_reconciled_however_many_came_after_it() -> None:
+    clock, cfg = Clock(), settings()
+    with Store.memory() as store:
+        store.save_proposal(basis_trade("P-OLD001"))
+        assert store.transition("P-OLD001", "proposed", "approved", T0, "alice", "telegram")
+        for i in range(600):
+            later = basis_trade(f"P-{i:06X}")
+            store.save_proposal(replace(later, created_at=later.created_at + timedelta(minutes=i + 1)))
+        await reconcile(store, PaperBroker(cfg, store, clock), clock)
+        assert store.get_proposal("P-OLD001").status == "failed"
+        assert [sp.id for sp in store.proposals_with_status({"approved", "executing"})] == []
+
+
+def test_the_futures_margin_rate_comes_from_the_config() -> None:
+    reqs = [request(order(0, "BTC/USDT", "buy", "0.02", BTC)),
+            request(order(1, "BTC/USDT:USDT", "sell", "0.02", BTC))]
+    no_margin = Balances({"USDT": Decimal(5000)}, {"USDT": Decimal(0)})
+    cfg = settings(execution={"futures_margin_rate": "0.5"})
+    with Store.memory() as store:
+        executor = Executor(cfg, store, PaperBroker(cfg, store, Clock()), market, Clock())
+    assert executor.margin_rate == Decimal("0.5")
+    with pytest.raises(ExecutionError, match=r"move 1,000\.50 USDT from the spot"):
+        check_balances(reqs, no_margin, cfg, margin_rate=executor.margin_rate)
