@@ -185,6 +185,12 @@ class MutingOutbox:
     def mark_failed(self, alert_id: Any, transport: str, error: str, retry_at: datetime) -> None:
         self.store.mark_failed(alert_id, transport, error, retry_at)
 
+    def mark_chat_delivered(self, alert_id: Any, transport: str, chat_id: str, at: datetime) -> None:
+        self.store.mark_chat_delivered(alert_id, transport, chat_id, at)
+
+    def delivered_chats(self, alert_id: Any, transport: str) -> set[str]:
+        return self.store.delivered_chats(alert_id, transport)
+
 
 class AlertPump:
     """Drains the outbox when poked (right after an engine cycle) and every `interval_s` anyway."""

@@ -49,6 +49,10 @@ class OutboxStore(Protocol):
 
     def mark_failed(self, alert_id: Any, transport: str, error: str, retry_at: datetime) -> None: ...
 
+    def mark_chat_delivered(self, alert_id: Any, transport: str, chat_id: str, at: datetime) -> None: ...
+
+    def delivered_chats(self, alert_id: Any, transport: str) -> set[str]: ...
+
 
 @dataclass
 class _Outcome:
@@ -104,7 +108,13 @@ async def _drain_transport(
             retry_at = now() + timedelta(seconds=max_backoff_s)
             store.mark_failed(alert_id, transport, f"render failed: {exc!r}", retry_at)
             continue
-        outcome = await _send_to_chats(notifier, chats, reply, alert_id)
+        told = store.delivered_chats(alert_id, transport) if alert.get("attempts") else set()
+        todo = [c for c in chats if c not in told]
+
+        def sent(chat_id: str, alert_id: Any = alert_id) -> None:
+            store.mark_chat_delivered(alert_id, transport, chat_id, now())
+
+        outcome = await _send_to_chats(notifier, todo, reply, alert_id, sent)
         delivered += outcome.sent
         if outcome.transient is not None:
             err = outcome.transient
@@ -121,7 +131,7 @@ async def _drain_transport(
                 delay,
             )
             break  # the transport is down or throttled: the rest waits for the next drain
-        if outcome.sent:
+        if outcome.sent or told:
             store.mark_delivered(alert_id, transport, now())
         else:
             # Every chat refused for good (bot removed, chat gone): keep it, retry rarely.
@@ -130,7 +140,8 @@ async def _drain_transport(
     return delivered
 
 
-async def _send_to_chats(notifier: Notifier, chats: Sequence[str], reply: Reply, alert_id: Any) -> _Outcome:
+async def _send_to_chats(notifier: Notifier, chats: Sequence[str], reply: Reply, alert_id: Any,
+                         sent: Callable[[str], None]) -> _Outcome:
     outcome = _Outcome()
     for chat_id in chats:
         try:
@@ -154,4 +165,5 @@ async def _send_to_chats(notifier: Notifier, chats: Sequence[str], reply: Reply,
             return outcome
         else:
             outcome.sent += 1
+            sent(chat_id)
     return outcome

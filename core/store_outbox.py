@@ -80,6 +80,22 @@ class OutboxMixin(StoreBase):
             alert_id,
         )
 
+    def mark_chat_delivered(self, alert_id: int, transport: str, chat_id: str, at: datetime) -> None:
+        """Record one chat's copy, so a retry after a partial outage skips the chats already told.
+
+        Kept as an `alert_deliveries` row under `transport#chat`, which no transport is named.
+        """
+        self.mark_delivered(alert_id, f"{transport}#{chat_id}", at)
+
+    def delivered_chats(self, alert_id: int, transport: str) -> set[str]:
+        """The chats of `transport` that already have this alert."""
+        rows = self._rows(
+            "SELECT transport FROM alert_deliveries WHERE alert_id = ? AND transport LIKE ?"
+            " AND delivered_at IS NOT NULL",
+            [alert_id, f"{transport}#%"],
+        )
+        return {r["transport"].partition("#")[2] for r in rows}
+
     def mark_failed(self, alert_id: int, transport: str, error: str, retry_at: datetime) -> None:
         """Record a failed attempt; the alert is pending again at `retry_at`."""
         self._delivery(

@@ -51,6 +51,13 @@ class MemoryOutbox:
         st.update(attempts=st["attempts"] + 1, delivered_at=at, retry_at=None)
         self.delivered.append((alert_id, transport, at))
 
+    def mark_chat_delivered(self, alert_id: int, transport: str, chat_id: str, at: datetime) -> None:
+        self.state.setdefault((alert_id, f"{transport}#{chat_id}"), {})["delivered_at"] = at
+
+    def delivered_chats(self, alert_id: int, transport: str) -> set[str]:
+        return {t.partition("#")[2] for (i, t), st in self.state.items()
+                if i == alert_id and t.startswith(transport + "#") and st.get("delivered_at")}
+
     def mark_failed(self, alert_id: int, transport: str, error: str, retry_at: datetime) -> None:
         st = self.state.setdefault((alert_id, transport), {"attempts": 0})
         st.update(attempts=st["attempts"] + 1, retry_at=retry_at)
@@ -220,3 +227,31 @@ async def test_drains_the_real_store_outbox():
     assert await drain_outbox(store, [tg, dc], render, lambda: at(30)) == 1
     assert tg.sent == [("1", "BTC drift +6pp")] and dc.sent == [("900", "BTC drift +6pp")]
     assert await drain_outbox(store, [tg, dc], render, lambda: at(3600)) == 0
+
+
+async def test_after_a_partial_outage_only_the_chats_not_yet_told_get_the_alert():
+    store = MemoryOutbox({"telegram": ["1", "2", "3"]})
+    store.enqueue("drift", {"text": "BTC drift +6pp"}, T0)
+    tg = ScriptedNotifier("telegram", {"2": [DeliveryError("502 Bad Gateway")]})
+    assert await drain_outbox(store, [tg], render, lambda: T0) == 1
+    assert store.pending("telegram") == [1]
+    assert await drain_outbox(store, [tg], render, lambda: at(60)) == 2
+    assert tg.sent == [("1", "BTC drift +6pp"), ("2", "BTC drift +6pp"), ("3", "BTC drift +6pp")]
+    assert store.pending("telegram") == []
+
+
+async def test_the_real_store_remembers_which_chats_were_told_across_a_restart(tmp_path):
+    from core.store import Store
+
+    path = tmp_path / "premia.db"
+    with Store.open(path) as store:
+        for chat in ("1", "2"):
+            store.subscribe("telegram", chat, T0)
+        store.enqueue_alert("drift:BTC", "drift", {"text": "BTC drift +6pp"}, T0, timedelta(hours=4))
+        tg = ScriptedNotifier("telegram", {"2": [DeliveryError("timed out")]})
+        assert await drain_outbox(store, [tg], render, lambda: T0) == 1
+    with Store.open(path) as store:  # the bot restarted
+        tg = ScriptedNotifier("telegram")
+        assert await drain_outbox(store, [tg], render, lambda: at(3600)) == 1
+        assert tg.sent == [("2", "BTC drift +6pp")]
+        assert store.pending_alerts("telegram", at(7200), 10) == []
