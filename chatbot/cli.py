@@ -25,6 +25,9 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "backtest": ("chatbot.cli_backtest", "replay history through the rules and paper broker"),
     "demo": ("chatbot.demo", "replay a volatile period through the whole bot in a minute"),
 }
+# Interactive commands keep the log out of the way: their replies already say what failed.
+QUIET_LEVEL = {"chat": logging.ERROR, "demo": logging.WARNING, "plan": logging.WARNING,
+               "backtest": logging.WARNING, "check-config": logging.WARNING}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -32,8 +35,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(add_help=False)
     parser.add_argument("-v", "--verbose", action="store_true")
     known, _ = parser.parse_known_args(argv)
+    command = next((a for a in argv if a in SUBCOMMANDS), None)
     logging.basicConfig(
-        level=logging.DEBUG if known.verbose else logging.INFO,
+        level=logging.DEBUG if known.verbose else QUIET_LEVEL.get(command or "", logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     # httpx logs request URLs, and Telegram's carry the bot token.

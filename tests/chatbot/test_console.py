@@ -90,3 +90,33 @@ async def test_reads_stdin_by_default(bot, dispatcher, out, monkeypatch):
     await bot.run()
     assert dispatcher.texts() == ["/status", "/approve P-1"]
     assert "Approved P-1" in out.getvalue()
+
+
+def test_premia_chat_with_the_market_unreachable_answers_politely_and_keeps_the_log_quiet(tmp_path):
+    import subprocess
+
+    config = tmp_path / "premia.toml"
+    config.write_text(f"""
+store_path = "{tmp_path / 'premia.db'}"
+[strategy]
+preset = "balanced-aggression"
+[assets.BTC]
+bucket = "majors"
+[assets.ETH]
+bucket = "altcoins"
+[exchanges.binance]
+urls = {{ "*" = "http://127.0.0.1:9" }}
+[feeds]
+fear_greed_url = "http://127.0.0.1:9/fng/"
+retries = 1
+timeout_seconds = 2
+""")
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, "-m", "chatbot.cli", "chat", "--config", str(config)],
+                          input="/status\n/plan\n/mute\n", capture_output=True, text=True, cwd=root,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "No market data yet" in done.stdout
+    assert "I could not reach the market just now" in done.stdout and "Try again in a minute" in done.stdout
+    assert "Usage: /mute RULE DURATION" in done.stdout
+    assert "INFO" not in done.stderr and "retrying" not in done.stderr and "Traceback" not in done.stderr
