@@ -118,8 +118,14 @@ def proposal_buttons(proposal_id: str) -> tuple[Button, ...]:
     )
 
 
+def _leg_what(symbol: str, market: str) -> str:
+    """`BTC` for spot, `BTC perp` or `BTC future` for the overlay, as the proposal shows them."""
+    asset = symbol.split("/")[0]
+    return asset if market == "spot" else f"{asset} {market}"
+
+
 def _order_row(o: Order) -> tuple[str, ...]:
-    what = o.asset if o.market == "spot" else f"{o.asset} {o.market}"
+    what = _leg_what(o.symbol, o.market)
     return (str(o.leg + 1), o.side, what, amount(o.amount * o.contract_size), money(o.notional, 0))
 
 
@@ -225,7 +231,8 @@ def execution_parts(report: ExecutionReport, quote: str) -> tuple[str, Table | N
     lines.extend(f"• leg {f.leg + 1}: {f.message}" for f in report.fills if f.message)
     if not report.fills:
         return "\n".join(lines), None
-    rows = tuple((str(f.leg + 1), f.side, f.symbol.split(":")[0], f"{amount(f.filled)}/{amount(f.planned)}",
+    rows = tuple((str(f.leg + 1), f.side, _leg_what(f.symbol, f.market),
+                  f"{amount(f.filled)}/{amount(f.planned)}",
                   money(f.avg_price) if f.avg_price is not None else "—", f.status)
                  for f in report.fills)
     return "\n".join(lines), Table(("#", "side", "market", "filled", "avg", "state"), rows)

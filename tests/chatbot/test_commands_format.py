@@ -87,3 +87,18 @@ def test_ids_assets_and_commands_parse():
     assert parsing.parse_command("/Approve@PremiaBot P-1234") == parsing.Parsed("approve", ("P-1234",))
     assert parsing.action_to_parsed("approve:P-7F3K2A") == parsing.Parsed("approve", ("P-7F3K2A",))
     assert parsing.day("2024-03") == parsing.day("2024-03-01")
+
+
+def test_an_execution_report_tells_the_futures_overlay_from_spot() -> None:
+    from core.execution_report import ExecutionReport, LegFill
+
+    d = Decimal
+    fills = (LegFill(0, "BTC/USDT", "spot", "buy", d("0.1"), d("0.1"), d(60_000), d(6), d(0), "filled"),
+             LegFill(1, "BTC/USDT:USDT", "perp", "sell", d("0.1"), d("0.05"), d(60_100), d(3), d(0),
+                     "partially_filled"),
+             LegFill(2, "ETH/USDT:USDT-261225", "future", "sell", d(1), d(0), None, d(0), None, "canceled"))
+    report = ExecutionReport("P-ABC123", "partially_executed", fills, d(0), {}, d(0), fees=d(9))
+    text, table = fmt.execution_parts(report, "USDT")
+    assert table is not None
+    assert [r[2] for r in table.rows] == ["BTC", "BTC perp", "ETH future"]
+    assert text.startswith("Partly executed: 1 of 3 legs filled")

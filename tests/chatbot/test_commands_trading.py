@@ -36,7 +36,7 @@ async def test_approve_goes_to_the_executor_with_who_and_where(world: World):
                                  " · slippage +0.05%\nFunding at the next settlement 1.25 USDT (received)")
     assert "Now: BTC 24% · " in reply.text
     assert reply.tables[0].headers == ("#", "side", "market", "filled", "avg", "state")
-    assert reply.tables[0].rows[0][:3] == ("1", "sell", "BTC/USDT")
+    assert reply.tables[0].rows[0][:3] == ("1", "sell", "BTC")
     assert reply.tables[0].rows[0][-1] == "filled"
     stored = world.store.get_proposal(pid)
     assert stored is not None and stored.status == "executed" and stored.decided_by == "telegram:1001"
