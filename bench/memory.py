@@ -72,7 +72,7 @@ def child(prefix: str) -> dict[str, Any]:
 
 def main() -> dict[str, Any]:
     from bench.poll_cycle import loopback_exchange
-    from tests.fakes.exchange_server import SharedDataMissing, shared_data_dir
+    from tests.fakes.exchange_recordings import SharedDataMissing, shared_data_dir
 
     try:
         shared_data_dir()

@@ -23,7 +23,7 @@ from typing import Any
 from core.config import Settings, settings_from_dict
 from core.feeds.clients import ExchangeClients
 from core.feeds.exchange import FeedResult, fetch_markets_snapshot
-from tests.fakes.exchange_server import SharedDataMissing, shared_data_dir
+from tests.fakes.exchange_recordings import SharedDataMissing, shared_data_dir
 
 REPO = Path(__file__).resolve().parent.parent
 

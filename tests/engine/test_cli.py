@@ -13,7 +13,7 @@ from aiohttp import web
 from chatbot.cli import main
 from core.store import Store
 from tests.engine import BTC_ETH, ServerThread, loopback_config, write_toml
-from tests.fakes.exchange_server import BINANCE_FAPI
+from tests.fakes.exchange_hosts import BINANCE_FAPI
 from tests.feeds import require_shared_data
 
 FUNDING = ("GET", BINANCE_FAPI, "/fapi/v1/fundingRate")

@@ -10,8 +10,10 @@ from core.brokers import OrderRequest
 from core.errors import ExecutionError
 from tests.execution import order
 from tests.execution.loopback import Rig, make_rig
-from tests.fakes.exchange_orders import Behaviour, OrderDesk
-from tests.fakes.exchange_server import BINANCE_FAPI, BINANCE_SPOT, FakeExchange, Fault
+from tests.fakes.exchange_hosts import BINANCE_FAPI, BINANCE_SPOT
+from tests.fakes.exchange_orders import OrderDesk
+from tests.fakes.exchange_server import FakeExchange, Fault
+from tests.fakes.exchange_state import Behaviour
 
 BTC_SPOT = Decimal("106647.69847826")  # the recorded index, which the loopback serves as spot
 BTC_MARK = Decimal("106599.9")

@@ -22,8 +22,9 @@ from core.codec import dt_to_str, snapshot_to_dict
 from core.store import Store
 from tests.execution import T0, basis_trade, snapshot
 from tests.execution.loopback import make_rig
-from tests.fakes.exchange_orders import Behaviour, OrderDesk
+from tests.fakes.exchange_orders import OrderDesk
 from tests.fakes.exchange_server import FakeExchange
+from tests.fakes.exchange_state import Behaviour
 
 ROOT = Path(__file__).resolve().parents[2]
 

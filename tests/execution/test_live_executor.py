@@ -8,8 +8,10 @@ import pytest
 
 from core.errors import ExecutionError
 from tests.execution.loopback import Rig, make_rig
-from tests.fakes.exchange_orders import Behaviour, OrderDesk
-from tests.fakes.exchange_server import BINANCE_FAPI, FakeExchange, Fault
+from tests.fakes.exchange_hosts import BINANCE_FAPI
+from tests.fakes.exchange_orders import OrderDesk
+from tests.fakes.exchange_server import FakeExchange, Fault
+from tests.fakes.exchange_state import Behaviour
 
 SPOT_FEE = Decimal("0.001")
 

@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any, Literal
 from aiohttp import web
 
 if TYPE_CHECKING:
-    from tests.fakes.exchange_orders import ExchangeState
     from tests.fakes.exchange_server import FakeExchange
+    from tests.fakes.exchange_state import ExchangeState
 
 Venue = Literal["spot", "usdm"]
 ZERO = Decimal(0)

@@ -18,7 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.fakes.exchange_server import shared_data_dir
+from tests.fakes.exchange_recordings import shared_data_dir
 
 RECORDED = "raw/paleaura01__trading-bot/data/fear_greed.json"
 DAY_S = 86_400

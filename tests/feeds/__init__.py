@@ -8,7 +8,8 @@ import pytest
 
 from core.config import Settings, settings_from_dict
 from core.feeds.clients import ExchangeClients
-from tests.fakes.exchange_server import FakeExchange, SharedDataMissing, shared_data_dir
+from tests.fakes.exchange_recordings import SharedDataMissing, shared_data_dir
+from tests.fakes.exchange_server import FakeExchange
 
 # Per TESTING.md: no rate limiter (about 50 ms a call) and no 250 ms sleep in close().
 TEST_CCXT = {"enableRateLimit": False, "timeout_on_exit": 0}

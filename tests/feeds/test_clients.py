@@ -13,7 +13,8 @@ from core.config import ExchangeConfig
 from core.errors import ConfigError
 from core.feeds.clients import ExchangeClients, build_client, override_api_urls, rewrite_url
 from core.feeds.exchange import fetch_markets_snapshot
-from tests.fakes.exchange_server import BINANCE_FAPI, BINANCE_SPOT, BYBIT, FakeExchange, FakeRequest
+from tests.fakes.exchange_hosts import BINANCE_FAPI, BINANCE_SPOT, BYBIT
+from tests.fakes.exchange_server import FakeExchange, FakeRequest
 from tests.feeds import TEST_CCXT, clients_for, make_settings, started_exchange
 
 PREFIX = "http://127.0.0.1:8999"

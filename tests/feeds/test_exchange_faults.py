@@ -10,7 +10,8 @@ import pytest
 
 from core.feeds import retry
 from core.feeds.exchange import FeedResult, fetch_markets_snapshot
-from tests.fakes.exchange_server import BINANCE_FAPI, BINANCE_SPOT, BYBIT, OKX, FakeExchange
+from tests.fakes.exchange_hosts import BINANCE_FAPI, BINANCE_SPOT, BYBIT, OKX
+from tests.fakes.exchange_server import FakeExchange
 from tests.feeds import clients_for, make_settings, started_exchange
 
 TICKER = "/api/v3/ticker/24hr"

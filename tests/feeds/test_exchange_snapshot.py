@@ -11,7 +11,9 @@ import pytest
 import pytest_asyncio
 
 from core.feeds.exchange import FeedResult, fetch_markets_snapshot
-from tests.fakes.exchange_server import BINANCE_FAPI, BINANCE_SPOT, FakeExchange, shared_data_dir
+from tests.fakes.exchange_hosts import BINANCE_FAPI, BINANCE_SPOT
+from tests.fakes.exchange_recordings import shared_data_dir
+from tests.fakes.exchange_server import FakeExchange
 from tests.feeds import clients_for, make_settings, started_exchange
 
 ASSETS = {

@@ -10,7 +10,9 @@ import pytest
 
 from core.config import ExchangeConfig
 from core.feeds.clients import build_client
-from tests.fakes.exchange_server import BINANCE_SPOT, FakeExchange, FakeRequest, shared_data_dir
+from tests.fakes.exchange_hosts import BINANCE_SPOT
+from tests.fakes.exchange_recordings import shared_data_dir
+from tests.fakes.exchange_server import FakeExchange, FakeRequest
 from tests.feeds import TEST_CCXT, started_exchange
 
 

@@ -11,7 +11,7 @@ import pytest
 from core.errors import FeedError
 from core.feeds.fear_greed import FEAR_GREED_ATTRIBUTION, fetch_fear_greed, parse_fear_greed
 from core.models import fear_greed_label
-from tests.fakes.exchange_server import shared_data_dir
+from tests.fakes.exchange_recordings import shared_data_dir
 from tests.fakes.fng_server import RECORDED, FakeFearGreed
 from tests.feeds import require_shared_data
 
