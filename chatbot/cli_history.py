@@ -200,7 +200,7 @@ class HistoryFetcher:
         return await retrying(self.settings.feeds.retries)(attempt)
 
     def _limit(self, client: Any) -> int:
-        from core.feeds.exchange import _PAGE_LIMITS
+        from core.feeds.poll_requests import _PAGE_LIMITS
 
         return self.page_size or _PAGE_LIMITS.get(client.id, 100)
 

@@ -12,14 +12,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from core.feeds import retry
-from core.feeds.exchange import (
-    dated_futures,
+from core.feeds.ccxt_answers import (
     funding_interval,
     funding_prints,
     next_funding_time,
     parse_interval,
     ticker_price,
 )
+from core.feeds.exchange import dated_futures
 from core.feeds.retry import MalformedResponse, RequestStats, describe, failure_kind
 from core.models import FundingPrint
 
