@@ -32,7 +32,8 @@ async def pause(req: Request) -> Reply:
                                 "via": req.caller.transport, "at": now.isoformat()}, now)
     _audit(req, "pause", "trading")
     return Reply(title="⏸ Paused",
-                 text="No proposal is approved or executed until /resume. Alerts and proposals keep coming.")
+                 text="Nothing is approved or executed until /resume, and no new proposal is made. Polls and "
+                      "alerts go on, so you still hear when a rule fires; /plan shows what I would propose.")
 
 
 async def resume(req: Request) -> Reply:

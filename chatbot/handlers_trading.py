@@ -56,6 +56,12 @@ async def plan(req: Request) -> Reply:
             lines += [f"• {t.explanation}" for t in p.triggers[:4]]
         lines += [f"⚠ {w}" for w in p.warnings[:4]]
         return Reply(title="No proposal", text="\n".join(lines))
+    paused = s.store.get_flag("paused")
+    if paused is not None:
+        # A what-if only: stored, it would be an open proposal nobody may approve.
+        note = (f"⏸ Trading is paused (by {paused.get('by', 'someone')}): this is what I would propose. "
+                "Nothing is stored or traded; /resume, then /plan to act on it.")
+        return fmt.proposal_reply(p, _quote(s), now, note=note, with_buttons=False)
     store_fresh(s, p, now)
     return fmt.proposal_reply(p, _quote(s), req.now)
 

@@ -84,6 +84,18 @@ async def test_pause_blocks_approvals_until_resume(world: World):
     assert ("pause", "telegram:1001") in actions and ("resume", "telegram:1001") in actions
 
 
+async def test_plan_while_paused_shows_a_what_if_without_buttons_and_stores_nothing(world: World):
+    paused = await world.say("/pause")
+    assert "no new proposal is made" in paused.text and "/plan shows what I would propose" in paused.text
+    reply = await world.say("/plan")
+    assert reply.text.startswith("⏸ Trading is paused (by Alice): this is what I would propose.")
+    assert reply.buttons == () and reply.tables  # the orders, but nothing to press
+    assert world.store.get_proposal(reply.subject) is None
+    await world.say("/resume")
+    after = await world.say("/plan")
+    assert after.buttons and world.store.get_proposal(after.subject).status == "proposed"
+
+
 async def test_pause_survives_a_new_dispatcher(tmp_path):
     w = make_world(tmp_path)
     pid = await open_id(w)
