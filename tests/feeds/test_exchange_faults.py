@@ -88,9 +88,9 @@ async def test_a_slow_exchange_delays_no_other_beyond_its_own_timeout(exchange: 
     assert "RequestTimeout" in failure.message
     assert result.markets["BTC"].spot is not None and result.markets["BTC"].perp is None
     assert result.markets["ETH"].perp is not None and result.markets["SOL"].perp is not None
-    # Two tries of 0.5 s each bound the whole poll; the other exchanges finished before the
-    # first of them timed out.
-    assert elapsed < 3
+    # Two tries of 0.5 s each bound the whole poll, well short of the 5 s hang (the margin is for
+    # a loaded CI machine); the other exchanges finished before the first try timed out.
+    assert elapsed < 4.5
     poll_start = min(r.started for r in exchange.requests_to(BINANCE_FAPI, PREMIUM))
     others = exchange.requests_to(BYBIT) + exchange.requests_to(OKX)
     poll_requests = [r for r in others if r.started >= poll_start - 0.05]
