@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from datetime import date
 from decimal import Decimal, InvalidOperation
@@ -73,6 +74,19 @@ def _check_range(args: argparse.Namespace) -> None:
         raise ConfigError(f"--to {args.end} is before --from {args.start}")
 
 
+def _check_chart(path: Path | None) -> None:
+    """Refuse a --chart path that cannot be written before the run, not after it."""
+    if path is None:
+        return
+    if path.is_dir():
+        raise ConfigError(f"--chart {path} is a folder; give a file name, e.g. {path / 'equity.png'}")
+    folder = path.parent
+    if not folder.is_dir():
+        raise ConfigError(f"--chart {path}: the folder {folder} does not exist; create it or pick another")
+    if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise ConfigError(f"--chart {path}: cannot write there; check the permissions or pick another place")
+
+
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
@@ -82,6 +96,7 @@ def run(args: argparse.Namespace) -> int:
     presets = chosen_presets(args.preset)
     settings: Settings = load_settings(args.config)
     _check_range(args)
+    _check_chart(args.chart)
     err = Console(stderr=True)
     assets = list(settings.assets)
     history = find_history(settings, assets, EARLIEST, date.today(), args.data)
@@ -151,7 +166,11 @@ def _chart(results, path: Path) -> None:
         curves = {r.preset: [(d, float(v)) for d, v in r.strategy.equity] for r in results}
         title = "presets"
     first = results[0]
-    path.write_bytes(equity_chart(curves, f"{title}, {first.start:%Y-%m} to {first.end:%Y-%m}"))
+    image = equity_chart(curves, f"{title}, {first.start:%Y-%m} to {first.end:%Y-%m}")
+    try:
+        path.write_bytes(image)
+    except OSError as exc:  # the folder went away or filled up during the run
+        raise ConfigError(f"--chart {path} could not be written: {exc.strerror or exc}") from None
 
 
 if __name__ == "__main__":  # pragma: no cover - `premia backtest` is the entry point

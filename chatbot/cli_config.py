@@ -1,4 +1,5 @@
-"""`premia check-config`: validate a config file and print the effective settings."""
+"""`premia check-config`: validate a config file and print the effective settings, secrets masked
+as /settings masks them (`core.config.redacted`)."""
 
 from __future__ import annotations
 
@@ -33,4 +34,4 @@ def _print_tree(data: object, indent: int = 0) -> None:
                 print(f"{pad}{key}:")
                 _print_tree(value, indent + 1)
             else:
-                print(f"{pad}{key}: {json.dumps(value, default=str)}")
+                print(f"{pad}{key}: {json.dumps(value, default=str, ensure_ascii=False)}")

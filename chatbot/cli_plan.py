@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 from core.config import Settings, load_settings, resolve_strategy, settings_from_dict
-from core.errors import ConfigError
+from core.errors import ConfigError, SnapshotError
 from core.evaluate import evaluate
 from core.models import Proposal
 from core.planner import plan
@@ -19,6 +19,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--snapshot", required=True, help="snapshot JSON (config/snapshot.schema.json)")
     parser.add_argument("--config", help="TOML config file (default: $PREMIA_CONFIG or the example)")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def check_targets(override: StrategyIn | None, assets: set[str], quote: str) -> None:
+    """Every strategy.targets name must be an asset the snapshot prices (or the quote itself).
+
+    A name it does not price would otherwise count as a target with no market: the plan would
+    sell everything else towards an asset it can never buy.
+    """
+    if not (override and override.targets):
+        return
+    unknown = sorted(set(override.targets) - assets - {quote})
+    if unknown:
+        names = ", ".join(unknown)
+        raise SnapshotError(
+            f"strategy.targets names {names}, which the snapshot has no market for (it has "
+            f"{', '.join(sorted(assets)) or 'no assets'}); add assets.{unknown[0]} with a spot price "
+            f"to the snapshot, or take {names} out of strategy.targets"
+        )
 
 
 def settings_for(settings: Settings, override: StrategyIn | None, assets: set[str]) -> Settings:
@@ -71,7 +89,8 @@ def proposal_json(p: Proposal) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     base = load_settings(args.config)
-    snapshot, portfolio, override = load_snapshot(args.snapshot)
+    snapshot, portfolio, override = load_snapshot(args.snapshot, quote=base.quote)
+    check_targets(override, set(snapshot.assets), snapshot.quote)
     settings = settings_for(base, override, set(snapshot.assets))
     explicit = override.targets if override and override.targets else None
     ev = evaluate(snapshot, portfolio, settings, {}, explicit_targets=explicit)

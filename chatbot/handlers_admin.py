@@ -6,7 +6,6 @@ across restarts and for every transport at once.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from chatbot import format as fmt
@@ -76,11 +75,8 @@ async def mute(req: Request) -> Reply:
 # ── /settings ───────────────────────────────────────────────────────────────────────────────
 
 
-# Values under keys like these are never shown, whatever the config nests them in (ccxt options).
-_SECRET_KEY = re.compile(r"(secret|password|passphrase|api_?key|token|private)", re.IGNORECASE)
-
-
 def _flatten(data: Any, prefix: str = "") -> list[tuple[str, str]]:
+    """`key.path = value` pairs of the redacted dump (`redacted()` already masked the secrets)."""
     if isinstance(data, dict):
         out: list[tuple[str, str]] = []
         for k, v in data.items():
@@ -88,9 +84,6 @@ def _flatten(data: Any, prefix: str = "") -> list[tuple[str, str]]:
         return out
     if isinstance(data, list) and data and all(isinstance(x, dict) for x in data):
         return [kv for i, x in enumerate(data) for kv in _flatten(x, f"{prefix}[{i}]")]
-    last = prefix.rsplit(".", 1)[-1]
-    if _SECRET_KEY.search(last) and not last.endswith("_env"):
-        return [(prefix, "<redacted>")]
     return [(prefix, "none" if data is None else str(data))]
 
 

@@ -23,6 +23,7 @@ _UNITS = {"m": 60, "h": 3600, "d": 86_400, "w": 604_800}
 MIN_DURATION = timedelta(minutes=1)
 MAX_DURATION = timedelta(days=30)
 _DATE = re.compile(r"(\d{4})-(\d{2})(?:-(\d{2}))?")
+_SIGNED_NUMBER = re.compile(r"[-+−]?[0-9]{1,12}(?:[.,][0-9]{1,12})?")
 HELP_HINT = "Send /help to see what I can do."
 
 
@@ -120,6 +121,9 @@ def count(arg: str | None, default: int, *, low: int = 1, high: int = 50) -> int
     if arg is None:
         return default
     text = arg.strip()
+    if _SIGNED_NUMBER.fullmatch(text) and not (text.isascii() and text.isdigit()):
+        # "-5", "+3", "2.5": a number, but not the positive whole number asked for.
+        raise CommandError(f"The number must be a positive whole number; use one from {low} to {high}.")
     if not (text.isascii() and text.isdigit()) or len(text) > 6:
         raise CommandError(f"'{echo(arg)}' is not a number; use a whole number from {low} to {high}.")
     n = int(text)

@@ -16,6 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from core.errors import ConfigError
+from core.redact import mask_secrets
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PRESETS_FILE = PROJECT_ROOT / "config" / "presets.toml"
@@ -377,6 +378,8 @@ def load_presets(path: Path = PRESETS_FILE) -> dict[str, dict[str, Any]]:
             return tomllib.load(fh)
     except FileNotFoundError as exc:
         raise ConfigError(f"presets file {path} is missing; reinstall Premia") from exc
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"presets file {path} cannot be read ({exc}); reinstall Premia") from None
 
 
 def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
@@ -442,13 +445,24 @@ def load_settings(path: Path | str | None = None) -> Settings:
             raw = tomllib.load(fh)
     except FileNotFoundError:
         raise ConfigError(f"config file {chosen} does not exist; copy config/premia.example.toml") from None
+    except IsADirectoryError:
+        raise ConfigError(f"config path {chosen} is a folder; give the TOML file inside it") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {chosen} is not UTF-8 text; save it as UTF-8 TOML") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{chosen} is not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {chosen}: {exc.strerror or exc}") from None
     return settings_from_dict(raw, source=str(chosen))
 
 
 def redacted(settings: Settings) -> dict[str, Any]:
-    """Effective settings as plain data, with whether each secret variable is set but not its value."""
+    """Effective settings as plain data, safe to print, log or send to a chat.
+
+    Secret variables show whether they are set, never their value; values under secret-named
+    keys at any depth (ccxt `options = {secret = …}`) are masked; URLs (exchange `urls`,
+    `chat.telegram.base_url`, the Fear & Greed URL) lose their `user:pass@` part and query string.
+    """
     data = settings.model_dump(mode="json")
     for name, ex in settings.exchanges.items():
         for key in ("api_key_env", "secret_env", "password_env"):
@@ -458,4 +472,4 @@ def redacted(settings: Settings) -> dict[str, Any]:
     for transport in ("telegram", "discord"):
         var = data["chat"][transport]["token_env"]
         data["chat"][transport]["token_env"] = f"{var} ({'set' if os.environ.get(var) else 'not set'})"
-    return data
+    return mask_secrets(data)

@@ -27,6 +27,7 @@ from core.history_csv import HistoryFrame
 from core.market_rules import rules_from_markets
 from core.models import AssetMarket, FearGreed, FundingPrint, MarketSnapshot
 from core.planner import MarketRule, default_rule
+from core.redact import describe  # engine imports it from here too
 from core.replay import Replay, as_of_for, window_days
 
 if TYPE_CHECKING:
@@ -76,13 +77,6 @@ class MarketFeed(Protocol):
     async def refresh_fear_greed(self, now: datetime) -> str: ...
 
     async def close(self) -> None: ...
-
-
-def describe(exc: BaseException) -> str:
-    """One line for a failure: class and first line of text (no query strings, no tracebacks)."""
-    from core.feeds.retry import describe as ccxt_describe  # ccxt only when a failure happens
-
-    return ccxt_describe(exc)
 
 
 # ── live ────────────────────────────────────────────────────────────────────────────────────

@@ -6,21 +6,20 @@ outage delays Telegram only, and a restart loses nothing.
 
 from __future__ import annotations
 
-import re
 import sqlite3
 from datetime import datetime, timedelta
 from typing import Any
 
 from core.codec import dt_from, dt_to_str, json_dumps, json_loads
 from core.errors import StoreError
+from core.redact import scrub_text
 from core.store_base import StoreBase
-
-# Transport errors can quote request URLs, and Telegram's carry the bot token.
-_TELEGRAM_TOKEN = re.compile(r"\d{5,}:[A-Za-z0-9_-]{20,}")
 
 
 def _scrub(error: str) -> str:
-    return _TELEGRAM_TOKEN.sub("<token>", error)[:2000]
+    """Transport errors can quote request URLs: Telegram's carry the bot token, a configured
+    base_url may carry `user:pass@`. Keep neither."""
+    return scrub_text(error)[:2000]
 
 
 class OutboxMixin(StoreBase):

@@ -9,7 +9,6 @@ that is not the JSON we expect — is permanent: retrying would ask the same wro
 from __future__ import annotations
 
 import logging
-import re
 import time
 from collections.abc import Awaitable, Callable
 from typing import Literal, TypeVar
@@ -24,6 +23,9 @@ from tenacity import (
     wait_exponential,
     wait_random,
 )
+
+# describe() lives with the other redaction helpers; importers of this module keep using it.
+from core.redact import describe
 
 log = logging.getLogger(__name__)
 
@@ -51,19 +53,6 @@ def is_transient(exc: BaseException) -> bool:
 
 def failure_kind(exc: BaseException) -> FailureKind:
     return "transient" if is_transient(exc) else "permanent"
-
-
-_QUERY = re.compile(r"(https?://[^\s?]+)\?\S*")
-
-
-def describe(exc: BaseException) -> str:
-    """A one-line message for a failure: the ccxt class and the first line of its text.
-
-    Query strings are cut from URLs: on private endpoints they carry signatures and timestamps.
-    """
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    text = _QUERY.sub(r"\1?…", text)
-    return f"{type(exc).__name__}: {text[:300]}" if text else type(exc).__name__
 
 
 def _log_retry(state: RetryCallState) -> None:

@@ -59,6 +59,7 @@ def exit_code(argv: list[str]) -> int:
         (["--preset", "all", "--from", "2021-02-30"], "not a date"),
         (["--preset", "all", "--initial", "-1"], "positive amount"),
         (["--from", "2021-01-01"], "--preset"),
+        (["--preset", "all", "--chart", "/nonexistent/x.png"], "the folder /nonexistent does not exist"),
     ],
 )
 def test_bad_input_is_explained_with_exit_code_2_and_no_traceback(shared_data, config, capsys, argv,
@@ -74,3 +75,12 @@ def test_bad_input_is_explained_with_exit_code_2_and_no_traceback(shared_data, c
 def test_a_data_folder_without_history_files_says_so(tmp_path, config, capsys):
     assert main(["backtest", "--preset", "all", "--data", str(tmp_path), "--config", str(config)]) == 2
     assert "no history CSVs" in capsys.readouterr().err
+
+
+def test_a_chart_path_that_is_a_folder_is_refused_before_the_run(shared_data, config, tmp_path, capsys):
+    argv = ["backtest", "--preset", "all", "--chart", str(tmp_path), "--config", str(config),
+            "--data", str(shared_data)]
+    assert main(argv) == 2
+    _, err = capsys.readouterr()
+    assert f"--chart {tmp_path} is a folder" in err and "Traceback" not in err
+    assert "Using CSV history" not in err  # refused before the history was even read

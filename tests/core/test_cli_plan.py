@@ -67,6 +67,22 @@ BAD = {
                                  "assets": {"DOGE": {"spot": {"price": 1, "timestamp": T0}}}}),
     "bad number": json.dumps({"as_of": "2025-01-01T00:00:00Z", "portfolio": {"balances": {"USDT": "lots"}},
                               "assets": {}}),
+    "unknown target": json.dumps({"as_of": T0, "strategy": {"targets": {"FOO": 1.0}},
+                                  "portfolio": {"balances": {"USDT": 1000}},
+                                  "assets": {"BTC": {"spot": {"price": 60000, "timestamp": T0}}}}),
+    "zero close": json.dumps({"as_of": T0, "portfolio": {"balances": {}},
+                              "assets": {"BTC": {"spot": {"price": 1, "timestamp": T0},
+                                                 "closes": [["2024-12-31", 0]]}}}),
+    "zero contract size": json.dumps({"as_of": T0, "portfolio": {
+        "balances": {}, "positions": [{"symbol": "BTC/USDT:USDT", "contracts": 1, "contract_size": 0}]},
+        "assets": {"BTC": {"spot": {"price": 1, "timestamp": T0}}}}),
+    "fear greed 500": json.dumps({"as_of": T0, "portfolio": {"balances": {}}, "assets": {},
+                                  "fear_greed": {"value": 50, "timestamp": T0,
+                                                 "history": [["2024-12-31", 500]]}}),
+    "another quote": json.dumps({"as_of": T0, "quote": "EUR", "portfolio": {"balances": {"EUR": 10}},
+                                 "assets": {"BTC": {"spot": {"price": 1, "timestamp": T0}}}}),
+    "absurd number": json.dumps({"as_of": T0, "portfolio": {"balances": {"BTC": "1e400"}},
+                                 "assets": {"BTC": {"spot": {"price": 1, "timestamp": T0}}}}),
 }
 
 
@@ -77,6 +93,23 @@ def test_bad_snapshots_exit_2_with_a_clear_message_and_no_traceback(tmp_path, ca
     assert main(["plan", "--snapshot", str(path)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("premia plan:") and "Traceback" not in err
+
+
+def test_a_target_for_an_asset_the_snapshot_does_not_price_is_named_with_the_fix(tmp_path, capsys):
+    path = tmp_path / "foo.json"
+    path.write_text(BAD["unknown target"])
+    assert main(["plan", "--snapshot", str(path), "--config", str(EXAMPLE_CONFIG)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""  # no plan selling everything towards FOO
+    assert "strategy.targets names FOO" in captured.err and "no market for" in captured.err
+    assert "add assets.FOO with a spot price" in captured.err
+
+
+def test_a_snapshot_in_another_quote_than_the_config_is_refused_naming_both(tmp_path, capsys):
+    path = tmp_path / "eur.json"
+    path.write_text(BAD["another quote"])
+    assert main(["plan", "--snapshot", str(path), "--config", str(EXAMPLE_CONFIG)]) == 2
+    assert "priced in EUR but the config's quote is USDT" in capsys.readouterr().err
 
 
 def test_a_missing_snapshot_file_is_named(capsys):
@@ -96,10 +129,17 @@ def test_check_config_prints_effective_settings_without_secret_values(capsys, mo
     ('[strategy]\npreset = "nope"\n', "strategy.preset 'nope' is unknown"),
     ("[assets.BTC]\nsplit = -1\n", "assets.BTC.split"),
     ("this is = = not toml", "not valid TOML"),
+    ('quote = "USDT" # caf\xe9\n', "is not UTF-8 text"),
 ])
 def test_check_config_names_the_bad_key_and_exits_2(tmp_path, capsys, text, needle):
     cfg = tmp_path / "premia.toml"
-    cfg.write_text(text)
+    cfg.write_bytes(text.encode("latin-1"))
     assert main(["check-config", "--config", str(cfg)]) == 2
     err = capsys.readouterr().err
     assert needle in err and "Traceback" not in err
+
+
+def test_check_config_on_a_folder_names_it_and_exits_2(tmp_path, capsys):
+    assert main(["check-config", "--config", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert f"{tmp_path} is a folder" in err and "Traceback" not in err
