@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from core.errors import PremiaError
+from core.redact import scrub_logs
 
 # name → (module, help). Order is the order shown by --help.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
@@ -42,6 +43,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     # httpx logs request URLs, and Telegram's carry the bot token.
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    scrub_logs()
 
     full = argparse.ArgumentParser(
         prog="premia", description="Premia: futures-aware crypto rebalancing, approved from chat."

@@ -6,6 +6,8 @@ Used wherever text or settings are shown or kept:
   part and their query string or fragment (signed requests carry keys and signatures there),
   `password=…`-style pairs lose their value, and Telegram bot tokens become `<token>`.
 - `describe(exc)`: a failure in one scrubbed line (the feeds, brokers and engine use it).
+- `ScrubFilter`, on every log handler of the CLI: log lines and their tracebacks scrubbed too,
+  so a `log.exception` over a ccxt error (its text holds the request URL) cannot leak.
 - `mask_secrets(data)` for settings dumped as plain data: values under secret-named keys
   (`secret`, `apiKey`, `password`, `token`, `uid`…, at any depth, e.g. ccxt `options`) become
   `<redacted>`, and every string goes through `scrub_text`. Keys ending in `_env` hold the
@@ -14,6 +16,7 @@ Used wherever text or settings are shown or kept:
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any
 
@@ -94,3 +97,22 @@ def mask_secrets(data: Any) -> Any:
     if isinstance(data, str):
         return scrub_text(data)
     return data
+
+
+class ScrubFilter(logging.Filter):
+    """Scrubs a record's message and traceback before any handler formats it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = scrub_text(record.getMessage()), None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = scrub_text(record.exc_text)
+        return True
+
+
+def scrub_logs(logger: logging.Logger | None = None) -> None:
+    """Put a ScrubFilter on every handler of `logger` (default: the root logger)."""
+    for handler in (logger or logging.getLogger()).handlers:
+        if not any(isinstance(f, ScrubFilter) for f in handler.filters):
+            handler.addFilter(ScrubFilter())

@@ -29,7 +29,8 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from core.engine import CycleResult, Engine
 from core.errors import PremiaError
-from core.market_feed import FeedStatus, describe
+from core.market_feed import FeedStatus
+from core.redact import describe, scrub_text
 from core.rules.base import pct
 
 log = logging.getLogger(__name__)
@@ -142,13 +143,15 @@ class PremiaScheduler:
         try:
             outcome, detail = await self.jobs[name]()
         except PremiaError as exc:
-            outcome, detail = "failed", str(exc)
-            log.warning("job %s failed: %s", name, exc)
+            outcome, detail = "failed", scrub_text(str(exc))
+            log.warning("job %s failed: %s", name, detail)
         except Exception as exc:
+            # One scrubbed line: a traceback would print the exception's text, URLs and all.
             outcome, detail = "failed", describe(exc)
-            log.exception("job %s failed", name)
+            log.error("job %s failed: %s", name, detail)
+            log.debug("job %s traceback", name, exc_info=True)
         try:
-            self.store.record_job_run(name, started, self.clock(), outcome, detail[:500])
+            self.store.record_job_run(name, started, self.clock(), outcome, scrub_text(detail)[:500])
         except Exception:
             log.exception("could not record the run of job %s", name)
         return outcome

@@ -160,3 +160,28 @@ async def test_settings_reply_masks_addresses_and_secret_named_options(tmp_path)
     assert "exchanges.binance.options.secret = <redacted>" in full
     assert "chat.telegram.base_url = https://<redacted>@telegram.example/bot" in full
     assert MARKER not in full
+
+
+def test_a_logged_traceback_of_an_exchange_error_is_scrubbed_too():
+    import io
+    import logging
+
+    from core.redact import ScrubFilter
+
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    handler.addFilter(ScrubFilter())
+    logger = logging.getLogger("premia.test.scrub")
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        try:
+            raise RuntimeError("binance GET https://bot:LOGMARK1@api.example/x?signature=LOGMARK2 503")
+        except RuntimeError:
+            logger.exception("cycle failed at %s", "https://u:LOGMARK3@h.example/p")
+    finally:
+        logger.removeHandler(handler)
+    text = out.getvalue()
+    assert "LOGMARK" not in text
+    assert "cycle failed at https://<redacted>@h.example/p" in text
+    assert "Traceback" in text and "RuntimeError: binance GET https://<redacted>@api.example/x?…" in text
