@@ -6,7 +6,6 @@ Real ccxt against the loopback exchange, the real Fear & Greed format, a real SQ
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -15,24 +14,12 @@ import pytest
 
 from chatbot.app import AUTO_ACTOR, BotProcess, build_services
 from core.config import settings_from_dict
-from core.feeds import retry
 from tests.engine import loopback_config
 from tests.fakes.exchange_server import FakeExchange
 from tests.fakes.fng_server import FakeFearGreed
-from tests.feeds import require_shared_data
 
+pytestmark = pytest.mark.usefixtures("short_retry_waits")
 
-@pytest.fixture(autouse=True)
-def short_waits(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(retry, "WAIT_INITIAL_S", 0.01)
-    monkeypatch.setattr(retry, "WAIT_MAX_S", 0.05)
-
-
-@pytest.fixture
-async def servers() -> AsyncIterator[tuple[FakeExchange, FakeFearGreed]]:
-    require_shared_data()
-    async with FakeExchange() as ex, FakeFearGreed() as fng:
-        yield ex, fng
 
 
 async def until(check: Any, timeout: float, what: str) -> None:

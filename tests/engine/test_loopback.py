@@ -12,15 +12,12 @@ import pytest
 
 from core.config import Settings, settings_from_dict
 from core.engine import Engine
-from core.feeds import retry
 from core.market_feed import LiveFeed
 from core.portfolio_source import ExchangePortfolio, PaperBook
 from core.store import Store
 from tests.engine import loopback_config, loopback_settings
 from tests.fakes.exchange_hosts import BINANCE_FAPI, BINANCE_SPOT
-from tests.fakes.exchange_server import FakeExchange
-from tests.fakes.fng_server import FakeFearGreed
-from tests.feeds import TEST_CCXT, require_shared_data
+from tests.feeds import TEST_CCXT
 
 TICKER = "/api/v3/ticker/24hr"
 PREMIUM = "/fapi/v1/premiumIndex"
@@ -36,17 +33,8 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-@pytest.fixture(autouse=True)
-def short_waits(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(retry, "WAIT_INITIAL_S", 0.01)
-    monkeypatch.setattr(retry, "WAIT_MAX_S", 0.05)
+pytestmark = pytest.mark.usefixtures("short_retry_waits")
 
-
-@pytest.fixture
-async def servers() -> AsyncIterator[tuple[FakeExchange, FakeFearGreed]]:
-    require_shared_data()
-    async with FakeExchange() as ex, FakeFearGreed() as fng:
-        yield ex, fng
 
 
 class Rig:

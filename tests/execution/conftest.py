@@ -9,14 +9,6 @@ import pytest
 from tests.execution.loopback import Rig, make_rig
 from tests.fakes.exchange_orders import OrderDesk
 from tests.fakes.exchange_server import FakeExchange
-from tests.feeds import started_exchange
-
-
-@pytest.fixture
-async def exchange() -> AsyncIterator[FakeExchange]:
-    server = await started_exchange()
-    yield server
-    await server.close()
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import pytest
@@ -15,7 +14,7 @@ from core.feeds.clients import ExchangeClients, build_client, override_api_urls,
 from core.feeds.exchange import fetch_markets_snapshot
 from tests.fakes.exchange_hosts import BINANCE_FAPI, BINANCE_SPOT, BYBIT
 from tests.fakes.exchange_server import FakeExchange, FakeRequest
-from tests.feeds import TEST_CCXT, clients_for, make_settings, started_exchange
+from tests.feeds import TEST_CCXT, clients_for, make_settings
 
 PREFIX = "http://127.0.0.1:8999"
 
@@ -76,12 +75,6 @@ async def test_keys_come_from_the_environment_only_when_set(monkeypatch: pytest.
         await bare.close()
         await keyed.close()
 
-
-@pytest.fixture
-async def exchange() -> AsyncIterator[FakeExchange]:
-    server = await started_exchange()
-    yield server
-    await server.close()
 
 
 async def test_secrets_are_not_logged(exchange: FakeExchange, monkeypatch: pytest.MonkeyPatch,

@@ -3,32 +3,21 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import pytest
 
-from core.feeds import retry
 from core.feeds.exchange import FeedResult, fetch_markets_snapshot
 from tests.fakes.exchange_hosts import BINANCE_FAPI, BINANCE_SPOT, BYBIT, OKX
 from tests.fakes.exchange_server import FakeExchange
-from tests.feeds import clients_for, make_settings, started_exchange
+from tests.feeds import clients_for, make_settings
 
 TICKER = "/api/v3/ticker/24hr"
 PREMIUM = "/fapi/v1/premiumIndex"
 
 
-@pytest.fixture(autouse=True)
-def short_waits(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(retry, "WAIT_INITIAL_S", 0.01)
-    monkeypatch.setattr(retry, "WAIT_MAX_S", 0.05)
+pytestmark = pytest.mark.usefixtures("short_retry_waits")
 
-
-@pytest.fixture
-async def exchange() -> AsyncIterator[FakeExchange]:
-    server = await started_exchange()
-    yield server
-    await server.close()
 
 
 async def poll(exchange: FakeExchange, assets: dict, deadline_s: float | None = None, **kw) -> FeedResult:

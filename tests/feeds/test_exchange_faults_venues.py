@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import pytest
 
-from core.feeds import retry
 from core.feeds.exchange import FeedResult, fetch_markets_snapshot
 from tests.fakes.exchange_hosts import BINANCE_SPOT, BYBIT, OKX
 from tests.fakes.exchange_server import FakeExchange, Fault
-from tests.feeds import clients_for, make_settings, started_exchange
+from tests.feeds import clients_for, make_settings
 
 THREE = {"BTC": {"exchange": "binance"}, "ETH": {"exchange": "bybit"}, "SOL": {"exchange": "okx"}}
 OKX_TICKER = "/api/v5/market/ticker"
@@ -19,17 +17,8 @@ OKX_FUNDING = "/api/v5/public/funding-rate"
 BYBIT_TICKERS = "/v5/market/tickers"
 
 
-@pytest.fixture(autouse=True)
-def short_waits(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(retry, "WAIT_INITIAL_S", 0.01)
-    monkeypatch.setattr(retry, "WAIT_MAX_S", 0.05)
+pytestmark = pytest.mark.usefixtures("short_retry_waits")
 
-
-@pytest.fixture
-async def exchange() -> AsyncIterator[FakeExchange]:
-    server = await started_exchange()
-    yield server
-    await server.close()
 
 
 async def poll(exchange: FakeExchange, **kw) -> FeedResult:

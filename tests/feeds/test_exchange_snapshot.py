@@ -25,12 +25,6 @@ ASSETS = {
 }
 
 
-@pytest.fixture
-async def exchange() -> AsyncIterator[FakeExchange]:
-    server = await started_exchange()
-    yield server
-    await server.close()
-
 
 def recorded_premium_index() -> dict[str, dict]:
     raw = json.loads((shared_data_dir() / "raw/danghungithp__funding-rate-binance-bot/premiumIndex.json")

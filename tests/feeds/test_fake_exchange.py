@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
@@ -13,14 +12,7 @@ from core.feeds.clients import build_client
 from tests.fakes.exchange_hosts import BINANCE_SPOT
 from tests.fakes.exchange_recordings import shared_data_dir
 from tests.fakes.exchange_server import FakeExchange, FakeRequest
-from tests.feeds import TEST_CCXT, started_exchange
-
-
-@pytest.fixture
-async def exchange() -> AsyncIterator[FakeExchange]:
-    server = await started_exchange()
-    yield server
-    await server.close()
+from tests.feeds import TEST_CCXT
 
 
 async def test_an_order_endpoint_can_be_registered(exchange: FakeExchange,
