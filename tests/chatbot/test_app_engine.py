@@ -6,6 +6,8 @@ Real ccxt against the loopback exchange, the real Fear & Greed format, a real SQ
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -21,7 +23,6 @@ from tests.fakes.fng_server import FakeFearGreed
 pytestmark = pytest.mark.usefixtures("short_retry_waits")
 
 
-
 async def until(check: Any, timeout: float, what: str) -> None:
     deadline = asyncio.get_running_loop().time() + timeout
     while not check():
@@ -30,13 +31,22 @@ async def until(check: Any, timeout: float, what: str) -> None:
         await asyncio.sleep(0.05)
 
 
-def started_bot(servers: tuple[FakeExchange, FakeFearGreed], tmp_path: Path, **top: Any) -> BotProcess:
+@asynccontextmanager
+async def running_bot(servers: tuple[FakeExchange, FakeFearGreed], tmp_path: Path,
+                      **top: Any) -> AsyncIterator[BotProcess]:
+    """`premia run` in this process over the loopback servers, stopped and closed afterwards."""
     ex, fng = servers
     config = loopback_config(ex.prefix, fng.url, tmp_path / "premia.db", **top)
     for exchange in config["exchanges"].values():
         exchange["options"] = {"enableRateLimit": False}
     settings = settings_from_dict(config)
-    return BotProcess(settings, build_services(settings), env={})
+    bot = BotProcess(settings, build_services(settings), env={})
+    await bot.start()
+    try:
+        yield bot
+    finally:
+        await bot.stop()
+        bot.services.store.close()
 
 
 def outbox(bot: BotProcess) -> list[dict[str, Any]]:
@@ -44,9 +54,7 @@ def outbox(bot: BotProcess) -> list[dict[str, Any]]:
 
 
 async def test_premia_run_schedules_every_engine_job_and_records_the_first_poll(servers, tmp_path) -> None:
-    bot = started_bot(servers, tmp_path)
-    await bot.start()
-    try:
+    async with running_bot(servers, tmp_path) as bot:
         store = bot.services.store
         await until(lambda: "poll" in store.job_runs(), 30, "the first poll's job run")
         jobs = {j.id for j in bot.scheduler.get_jobs()}
@@ -59,17 +67,12 @@ async def test_premia_run_schedules_every_engine_job_and_records_the_first_poll(
         # After the first poll the funding job knows the next settlement of each perpetual.
         funding = bot.scheduler.get_job("funding").next_run_time
         assert funding is not None and funding - datetime.now(UTC) <= timedelta(hours=8, minutes=2)
-    finally:
-        await bot.stop()
-        bot.services.store.close()
     assert not bot.scheduler.running
 
 
 async def test_auto_execute_trades_the_new_proposal_on_paper_and_reports_to_chat(servers, tmp_path) -> None:
-    bot = started_bot(servers, tmp_path, proposals={"auto_execute": True})
-    store = bot.services.store
-    await bot.start()
-    try:
+    async with running_bot(servers, tmp_path, proposals={"auto_execute": True}) as bot:
+        store = bot.services.store
         await until(lambda: any(a["kind"] == "execution" for a in outbox(bot)), 60, "an execution report")
         [report] = [a for a in outbox(bot) if a["kind"] == "execution"]
         pid = report["key"].removeprefix("execution:")
@@ -79,38 +82,27 @@ async def test_auto_execute_trades_the_new_proposal_on_paper_and_reports_to_chat
         assert report["payload"]["table"]["rows"]
         assert any(e["actor"] == AUTO_ACTOR and e["subject"] == pid for e in store.audit_log(200))
         assert store.get_paper_book()["balances"]["BTC"]  # the book now holds what was bought
-    finally:
-        await bot.stop()
-        store.close()
 
 
 async def test_without_auto_execute_a_proposal_waits_for_a_person(servers, tmp_path) -> None:
-    bot = started_bot(servers, tmp_path)
-    store = bot.services.store
-    await bot.start()
-    try:
+    async with running_bot(servers, tmp_path) as bot:
+        store = bot.services.store
         await until(lambda: "poll" in store.job_runs(), 30, "the first poll")
         await asyncio.sleep(0.3)
         [alert] = [a for a in outbox(bot) if a["kind"] == "proposal"]
         assert store.get_proposal(alert["payload"]["proposal_id"]).status == "proposed"
         assert not [a for a in outbox(bot) if a["kind"] == "execution"]
-    finally:
-        await bot.stop()
-        store.close()
 
 
 async def test_pause_keeps_polling_and_alerting_but_proposes_nothing(servers, tmp_path) -> None:
-    bot = started_bot(servers, tmp_path)
-    store = bot.services.store
-    store.set_flag("paused", {"by": "owner"}, datetime.now(UTC))
-    await bot.start()
-    try:
+    from core.store import Store
+
+    with Store.open(tmp_path / "premia.db") as store:  # paused before the bot starts
+        store.set_flag("paused", {"by": "owner"}, datetime.now(UTC))
+    async with running_bot(servers, tmp_path) as bot:
+        store = bot.services.store
         await until(lambda: "poll" in store.job_runs(), 30, "the first poll")
         assert store.job_runs()["poll"]["outcome"] == "skipped"
         assert store.open_proposals(datetime.now(UTC)) == []
         [alert] = [a for a in outbox(bot) if a["kind"] == "trigger"]
         assert "No order proposed: paused" in alert["payload"]["text"]
-    finally:
-        await bot.stop()
-        store.close()
-
