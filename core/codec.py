@@ -307,6 +307,7 @@ def _future_to_dict(q: FutureQuote) -> dict[str, Any]:
         "expiry": dt_to_str(q.expiry),
         "timestamp": dt_to_str(q.timestamp),
         "contract_size": dec_to_str(q.contract_size),
+        **({"inverse": True} if q.inverse else {}),
     }
 
 
@@ -317,6 +318,7 @@ def _future_from_dict(d: Mapping[str, Any]) -> FutureQuote:
         expiry=dt_from(d["expiry"]),
         timestamp=dt_from(d["timestamp"]),
         contract_size=dec_from(d.get("contract_size", "1")),
+        inverse=bool(d.get("inverse", False)),
     )
 
 

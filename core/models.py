@@ -61,13 +61,18 @@ class PerpQuote:
 
 @dataclass(frozen=True, slots=True)
 class FutureQuote:
-    """A dated (delivery) future."""
+    """A dated (delivery) future.
+
+    An inverse (coin-margined) one has its contract size in the quote currency and settles in
+    the asset: its price still tells the basis, but Premia does not trade it.
+    """
 
     symbol: str
     price: Decimal
     expiry: datetime
     timestamp: datetime
     contract_size: Decimal = ONE
+    inverse: bool = False
 
 
 @dataclass(frozen=True, slots=True)

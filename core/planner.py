@@ -154,15 +154,16 @@ class Planner:
         perp = market.perp
         assert perp is not None
         perp_leg = (perp.symbol, perp.mark, perp.contract_size)
+        tradable = [f for f in market.futures if not f.inverse]  # inverse ones only inform the basis
         future = (None if asset in ev.freshness.stale_futures
-                  else nearest_future(market.futures, snapshot.as_of))
+                  else nearest_future(tradable, snapshot.as_of))
         if delta < 0 and future is not None and market.spot is not None:
             basis = basis_apr(future.price, market.spot.price, future.expiry, snapshot.as_of)
             if basis is not None and basis > funding_apr(perp.funding_rate, perp.funding_interval_hours):
                 return [(future.symbol, future.price, future.contract_size, delta)]
         legs: list[tuple[str, Decimal, Decimal, Decimal]] = []
         if delta > 0:
-            for f in market.futures:
+            for f in tradable:
                 held = sum((p.contracts * p.contract_size * f.price for p in portfolio.positions
                             if p.symbol == f.symbol and p.contracts < 0), ZERO)
                 take = min(delta, -held)

@@ -98,6 +98,7 @@ class FutureIn(_In):
     expiry: datetime
     timestamp: datetime
     contract_size: Size = Decimal(1)
+    inverse: bool = False
 
 
 class AssetIn(_In):
@@ -166,7 +167,7 @@ def _to_domain(s: SnapshotIn, quote: str) -> tuple[MarketSnapshot, Portfolio]:
             spot=SpotQuote(a.spot.price, _utc(a.spot.timestamp)) if a.spot else None,
             perp=perp,
             futures=tuple(FutureQuote(f.symbol, f.price, _utc(f.expiry), _utc(f.timestamp),
-                                      f.contract_size) for f in a.futures),
+                                      f.contract_size, f.inverse) for f in a.futures),
             closes=tuple(Close(d, c) for d, c in sorted(a.closes)),
         )
     fg = s.fear_greed
@@ -274,7 +275,8 @@ def dump_snapshot(snapshot: MarketSnapshot, portfolio: Portfolio | None = None) 
                 entry["perp"]["next_funding_time"] = _iso(p.next_funding_time)
         if m.futures:
             entry["futures"] = [{"symbol": f.symbol, "price": str(f.price), "expiry": _iso(f.expiry),
-                                 "timestamp": _iso(f.timestamp), "contract_size": str(f.contract_size)}
+                                 "timestamp": _iso(f.timestamp), "contract_size": str(f.contract_size),
+                                 **({"inverse": True} if f.inverse else {})}
                                 for f in m.futures]
         if m.closes:
             entry["closes"] = [[c.day.isoformat(), str(c.price)] for c in m.closes]

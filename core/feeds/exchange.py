@@ -56,11 +56,9 @@ class FeedResult:
 
 
 def dated_futures(client: Client, asset: str, quote: str, now: datetime) -> list[dict]:
-    """Unexpired dated futures of an asset from market metadata, linear and settled in `quote`.
-
-    Inverse (coin-margined) contracts are left out: their contract size is in USD, not in the
-    asset, and `FutureQuote` cannot say so, so a planner would size them wrongly.
-    """
+    """Unexpired dated futures of an asset from market metadata: linear ones settled in `quote`,
+    and inverse (coin-margined) ones settled in the asset, marked so (they tell the basis but
+    their contract size is in USD, so the planner never trades them)."""
     now_ms = dt_to_ms(now)
     found = []
     for market in (client.markets or {}).values():
@@ -68,7 +66,8 @@ def dated_futures(client: Client, asset: str, quote: str, now: datetime) -> list
             continue
         if not market.get("expiry") or market["expiry"] <= now_ms:
             continue
-        if market.get("linear") and market.get("settle") == quote:
+        linear = market.get("linear") and market.get("settle") == quote
+        if linear or (market.get("inverse") and market.get("settle") == asset):
             found.append(market)
     return sorted(found, key=lambda m: m["expiry"])
 

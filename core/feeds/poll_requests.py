@@ -99,7 +99,8 @@ class PollRequests:
             raise MalformedResponse(f"ticker for {symbol} has no price")
         stamp = ms_to_dt(ticker["timestamp"]) if ticker.get("timestamp") else self.now
         size = dec(market.get("contractSize")) or ONE
-        return FutureQuote(symbol, price, ms_to_dt(market["expiry"]), stamp, size)
+        return FutureQuote(symbol, price, ms_to_dt(market["expiry"]), stamp, size,
+                           inverse=bool(market.get("inverse")))
 
     async def mark_price(self, client: Client, symbol: str) -> Decimal:
         ticker = await self.request(lambda: client.fetch_mark_price(symbol))

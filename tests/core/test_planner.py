@@ -145,3 +145,16 @@ def test_basis_legs_are_delta_neutral_for_any_hedged_share(hedged_pct, value):
     spot = sum(o.amount for o in p.orders if o.market == "spot" and o.side == "buy")
     short = sum(o.amount * o.contract_size for o in p.orders if o.market == "perp" and o.side == "sell")
     assert spot > 0 and abs(spot - short) <= D("0.00000001")
+
+
+def test_an_inverse_future_tells_the_basis_but_the_hedge_goes_to_a_linear_contract():
+    s = settings_for("premium-daa", rules={"premium_regime": {"derisk_mode": "hedge"}})
+    doc = snapshot({"BTC": asset(50000, rate=0.00001, future=(53082, 90))}, {"BTC": 1.4, "USDT": 30000})
+    [linear] = doc["assets"]["BTC"]["futures"]
+    coin_margined = {**linear, "symbol": linear["symbol"].replace("USDT:USDT", "USD:BTC"), "inverse": True,
+                     "contract_size": "100"}
+    doc["assets"]["BTC"]["futures"] = [coin_margined]
+    ev, p = run(doc, s)
+    assert "premium_regime" in [t.rule for t in ev.triggers]  # the inverse future's basis fired it
+    assert [(o.market, o.symbol) for o in p.orders] == [("perp", "BTC/USDT:USDT")]
+    assert p.orders[0].amount * p.orders[0].contract_size == D("0.4")

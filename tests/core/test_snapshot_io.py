@@ -118,3 +118,20 @@ def test_target_names_are_read_in_upper_case_and_each_only_once():
 def test_a_folder_given_as_the_snapshot_is_named(tmp_path):
     with pytest.raises(SnapshotError, match="is a folder"):
         load_snapshot(tmp_path)
+
+
+def test_an_inverse_future_keeps_its_mark_through_the_public_format_and_the_store_codec():
+    from core.codec import snapshot_from_dict, snapshot_to_dict
+    from core.snapshot_io import dump_snapshot
+
+    doc = with_change(lambda d: d["assets"]["BTC"].update(futures=[
+        {"symbol": "BTC/USD:BTC-250328", "price": "61500", "expiry": "2025-03-28T08:00:00Z",
+         "timestamp": T0, "contract_size": "100", "inverse": True},
+        {"symbol": "BTC/USDT:USDT-250328", "price": "61450", "expiry": "2025-03-28T08:00:00Z",
+         "timestamp": T0}]))
+    snapshot, portfolio, _ = parse_snapshot(doc)
+    coin, linear = snapshot.assets["BTC"].futures
+    assert coin.inverse and coin.contract_size == Decimal(100) and not linear.inverse
+    again, _, _ = parse_snapshot(json.loads(json.dumps(dump_snapshot(snapshot, portfolio))))
+    assert again.assets["BTC"].futures == snapshot.assets["BTC"].futures
+    assert snapshot_from_dict(snapshot_to_dict(snapshot)).assets["BTC"].futures == (coin, linear)

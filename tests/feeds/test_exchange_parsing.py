@@ -118,7 +118,8 @@ def test_dated_futures_from_market_metadata() -> None:
         ]}
 
     found = [m["symbol"] for m in dated_futures(Client(), "BTC", "USDT", NOW)]
-    assert found == ["BTC/USDT:USDT-260327", "BTC/USDT:USDT-260626"]
+    # Linear ones settled in USDT, and the coin-margined one (it tells the basis, never traded).
+    assert found == ["BTC/USDT:USDT-260327", "BTC/USD:BTC-260327", "BTC/USDT:USDT-260626"]
 
 
 @pytest.mark.parametrize("exc, kind", [

@@ -173,9 +173,12 @@ async def test_okx_btc_uses_the_recorded_payloads(exchange: FakeExchange) -> Non
     assert btc.perp.index == Decimal("103895")  # nautilus http_get_index_price.json
     assert btc.perp.funding_rate == Decimal("0.0001")  # nautilus ws_funding_rate.json
     assert btc.perp.contract_size == Decimal("0.01")
-    # OKX's recorded dated futures are all inverse BTC-USD (100 USD a contract): left out.
-    assert btc.futures == ()
-    assert [m for m in okx_symbols if m.startswith("BTC/USD:BTC-")]
+    # OKX's recorded dated futures are all inverse BTC-USD (100 USD a contract): they come
+    # marked inverse, with their size in USD, so they tell the basis and are never traded.
+    listed = sorted(m for m in okx_symbols if m.startswith("BTC/USD:BTC-"))
+    assert btc.futures and [f.symbol for f in btc.futures] == sorted(f.symbol for f in btc.futures)
+    assert {f.symbol for f in btc.futures} <= set(listed)
+    assert all(f.inverse and f.contract_size == Decimal(100) for f in btc.futures)
 
 
 async def test_since_funding_asks_only_for_newer_prints(exchange: FakeExchange) -> None:
