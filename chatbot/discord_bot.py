@@ -7,6 +7,7 @@ and returns a `Reply`; this module only translates to and from Discord.
 from __future__ import annotations
 
 import io
+import json
 import logging
 import re
 from collections.abc import Sequence
@@ -21,13 +22,16 @@ from chatbot.delivery import DeliveryError
 from chatbot.discord_render import DiscordMessage, plain_notice, render
 from chatbot.dispatch import CommandSpec, Dispatcher
 from chatbot.replies import Button, Caller, Reply
-from chatbot.telegram_render import clean
+from chatbot.telegram_render import SentParts, clean, part_digest
 from core.config import DiscordConfig
 
 log = logging.getLogger(__name__)
 
 APOLOGY = "Sorry, something went wrong on my side. It has been logged; please try again."
 DEFAULT_VIEW_TIMEOUT_S = 900.0
+# discord.py sleeps through a 429 by default, however long; past this it raises RateLimited,
+# so a throttled alert goes back to the outbox instead of holding up every other delivery.
+MAX_RATELIMIT_WAIT_S = 30.0
 _STYLES = {
     "primary": discord.ButtonStyle.success,
     "danger": discord.ButtonStyle.danger,
@@ -121,7 +125,12 @@ class PremiaBot(commands.Bot):
     def __init__(self, dispatcher: Dispatcher, config: DiscordConfig) -> None:
         intents = discord.Intents.default()
         intents.message_content = True  # the prefix-command fallback reads message text
-        super().__init__(command_prefix=config.command_prefix, intents=intents, help_command=None)
+        super().__init__(
+            command_prefix=config.command_prefix,
+            intents=intents,
+            help_command=None,
+            max_ratelimit_timeout=MAX_RATELIMIT_WAIT_S,
+        )
         self.dispatcher = dispatcher
         self.config = config
         self.tree.error(self._on_tree_error)
@@ -251,17 +260,38 @@ async def _apologize(interaction: discord.Interaction) -> None:
         log.warning("discord: could not send the apology: %s", exc)
 
 
+async def send_message(
+    bot: PremiaBot, channel: discord.abc.Messageable, reply: Reply, message: DiscordMessage
+) -> None:
+    """Send one rendered message; its buttons become a View."""
+    view = bot._view(reply, message)
+    sent = await channel.send(
+        embeds=list(message.embeds),
+        files=_files(message),
+        **_view_kw(view),
+    )
+    if view is not None:
+        view.attach(sent, sent.channel.id)
+
+
 async def send_reply(bot: PremiaBot, channel: discord.abc.Messageable, reply: Reply) -> None:
     """Send a reply as channel messages; its buttons become a View on the last one."""
     for message in render(reply):
-        view = bot._view(reply, message)
-        sent = await channel.send(
-            embeds=list(message.embeds),
-            files=_files(message),
-            **_view_kw(view),
-        )
-        if view is not None:
-            view.attach(sent, sent.channel.id)
+        await send_message(bot, channel, reply, message)
+
+
+def _digest(message: DiscordMessage) -> str:
+    embeds = json.dumps([e.to_dict() for e in message.embeds], sort_keys=True, default=str)
+    return part_digest(embeds, message.file, message.buttons)
+
+
+def _retry_after(exc: discord.HTTPException) -> float | None:
+    """Seconds from a 429's Retry-After header (discord.py raises it once its own retries end)."""
+    headers = getattr(exc.response, "headers", None) or {}
+    try:
+        return max(float(headers["Retry-After"]), 0.0)
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def build_bot(dispatcher: Dispatcher, config: DiscordConfig) -> PremiaBot:
@@ -274,26 +304,38 @@ class DiscordNotifier:
 
     transport = "discord"
 
-    def __init__(self, bot: PremiaBot) -> None:
+    def __init__(self, bot: PremiaBot, parts: SentParts | None = None) -> None:
         self._bot = bot
+        self._parts = parts or SentParts()
 
     async def send(self, chat_id: str, reply: Reply) -> None:
+        """Send every part the channel does not have yet: a retry resumes after the delivered ones."""
         try:
             channel_id = int(chat_id)
         except ValueError:
             raise DeliveryError(f"{chat_id!r} is not a Discord channel id", permanent=True) from None
+        messages = render(reply)
+        key = SentParts.key(chat_id, reply)
+        digests = [_digest(m) for m in messages]
+        start = self._parts.resume_at(key, digests) if len(messages) > 1 else 0
         try:
             channel = self._bot.get_channel(channel_id) or await self._bot.fetch_channel(channel_id)
             if not isinstance(channel, discord.abc.Messageable):
                 raise DeliveryError(f"channel {chat_id} cannot receive messages", permanent=True)
-            await send_reply(self._bot, channel, reply)
+            for i in range(start, len(messages)):
+                await send_message(self._bot, channel, reply, messages[i])
+                if len(messages) > 1:
+                    self._parts.delivered(key, digests[: i + 1])
         except discord.RateLimited as exc:
             raise DeliveryError(f"discord rate limit: {exc}", retry_after=exc.retry_after) from exc
         except (discord.Forbidden, discord.NotFound) as exc:
             raise DeliveryError(f"discord refused: {exc}", permanent=True) from exc
         except discord.HTTPException as exc:
-            if exc.status == 429 or exc.status >= 500:
+            if exc.status == 429:
+                raise DeliveryError(f"discord rate limit: {exc}", retry_after=_retry_after(exc)) from exc
+            if exc.status >= 500:
                 raise DeliveryError(f"discord unavailable: {exc}") from exc
             raise DeliveryError(f"discord refused: {exc}", permanent=True) from exc
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise DeliveryError(f"discord unreachable: {exc!r}") from exc
+        self._parts.finished(key)

@@ -50,10 +50,12 @@ from chatbot.telegram_render import (
     CALLBACK_DATA_LIMIT,
     CAPTION_LIMIT,
     MESSAGE_LIMIT,
+    SentParts,
     TelegramMessage,
     assemble,
     clean,
     keyboard_rows,
+    part_digest,
     render,
     render_text,
     short_notice,
@@ -64,6 +66,7 @@ log = logging.getLogger(__name__)
 
 Hook = Callable[[Application], Awaitable[None]]
 ACTIONS_KEY = "premia.actions"
+PARTS_KEY = "premia.sent_parts"
 APOLOGY = "Sorry, something went wrong on my side. It has been logged; please try again."
 EXPIRED_BUTTON = "This button has expired; type the command instead."
 _NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
@@ -109,35 +112,36 @@ def _chat(chat_id: str | int) -> str | int:
     return int(text) if text.lstrip("-").isdigit() else text
 
 
+async def send_message(bot: Bot, chat_id: str | int, m: TelegramMessage, codec: ActionCodec) -> Message:
+    """Send one rendered message (sendPhoto when it carries an image)."""
+    markup = keyboard(m.keyboard, codec)
+    if m.photo is not None:
+        return await bot.send_photo(
+            _chat(chat_id),
+            photo=m.photo,
+            filename=m.filename,
+            caption=m.text or None,
+            parse_mode=ParseMode.HTML,
+            reply_markup=markup,
+        )
+    return await bot.send_message(
+        _chat(chat_id),
+        m.text,
+        parse_mode=ParseMode.HTML,
+        reply_markup=markup,
+        link_preview_options=_NO_PREVIEW,
+    )
+
+
 async def send_messages(
     bot: Bot, chat_id: str | int, messages: Sequence[TelegramMessage], codec: ActionCodec
 ) -> list[Message]:
-    """Send rendered messages in order (sendPhoto for images)."""
-    sent = []
-    for m in messages:
-        markup = keyboard(m.keyboard, codec)
-        if m.photo is not None:
-            sent.append(
-                await bot.send_photo(
-                    _chat(chat_id),
-                    photo=m.photo,
-                    filename=m.filename,
-                    caption=m.text or None,
-                    parse_mode=ParseMode.HTML,
-                    reply_markup=markup,
-                )
-            )
-        else:
-            sent.append(
-                await bot.send_message(
-                    _chat(chat_id),
-                    m.text,
-                    parse_mode=ParseMode.HTML,
-                    reply_markup=markup,
-                    link_preview_options=_NO_PREVIEW,
-                )
-            )
-    return sent
+    """Send rendered messages in order."""
+    return [await send_message(bot, chat_id, m, codec) for m in messages]
+
+
+def _digest(m: TelegramMessage) -> str:
+    return part_digest(m.text, m.photo or b"", m.filename, m.keyboard)
 
 
 async def send_reply(bot: Bot, chat_id: str | int, reply: Reply, codec: ActionCodec) -> None:
@@ -311,7 +315,7 @@ async def _report_error(
     if isinstance(err, Conflict):
         log.error(
             "telegram: another process is polling with this bot token (%s). Only one instance"
-            " may run per token: stop the other one.",
+            " may run per bot token, so stop the other one.",
             err,
         )
         if on_conflict is not None:
@@ -355,20 +359,31 @@ class TelegramNotifier:
 
     transport = "telegram"
 
-    def __init__(self, bot: Bot, actions: ActionCodec | None = None) -> None:
+    def __init__(self, bot: Bot, actions: ActionCodec | None = None, parts: SentParts | None = None) -> None:
         self._bot = bot
         self._actions = actions or ActionCodec()
+        self._parts = parts or SentParts()
 
     @classmethod
     def for_application(cls, app: Application) -> TelegramNotifier:
         """Share the application's bot and button table, so pressed alert buttons resolve."""
-        return cls(app.bot, app.bot_data.get(ACTIONS_KEY))
+        parts = app.bot_data.setdefault(PARTS_KEY, SentParts())
+        return cls(app.bot, app.bot_data.get(ACTIONS_KEY), parts)
 
     async def send(self, chat_id: str, reply: Reply) -> None:
+        """Send every part the chat does not have yet: a retry resumes after the delivered ones."""
+        messages = render(reply)
+        key = SentParts.key(chat_id, reply)
+        digests = [_digest(m) for m in messages]
+        start = self._parts.resume_at(key, digests) if len(messages) > 1 else 0
         try:
-            await send_reply(self._bot, chat_id, reply, self._actions)
+            for i in range(start, len(messages)):
+                await send_message(self._bot, chat_id, messages[i], self._actions)
+                if len(messages) > 1:
+                    self._parts.delivered(key, digests[: i + 1])
         except TelegramError as exc:
             raise delivery_error(exc) from exc
+        self._parts.finished(key)
 
 
 def _forward_polling_error(app: Application) -> Callable[[TelegramError], None]:

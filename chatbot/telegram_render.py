@@ -1,13 +1,17 @@
 """Reply → Telegram messages (HTML parse mode). Pure: no I/O, no `telegram` import.
 
-Also home of `pack_blocks`, the line packer that both renderers use to split long replies on
-line boundaries without ever cutting a tag or code block in two.
+Also home of what both renderers share: `pack_blocks`, the line packer that splits long replies
+on line boundaries without ever cutting a tag or code block in two, and `SentParts`, which lets
+a notifier resume a multi-part reply where a failed attempt stopped.
 """
 
 from __future__ import annotations
 
+import hashlib
 import html
 import re
+import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -184,3 +188,66 @@ def short_notice(reply: Reply, limit: int = 200) -> str:
     """A plain one-liner for callback answers (toasts show at most 200 characters)."""
     first = next((ln.strip() for ln in reply.as_plain_text().splitlines() if ln.strip()), "")
     return first if len(first) <= limit else first[: limit - 1] + "…"
+
+
+# ── resuming multi-part deliveries ──────────────────────────────────────────────────────────
+
+
+def part_digest(*fields: object) -> str:
+    """A fingerprint of one rendered part (bytes hashed as they are, anything else by repr)."""
+    h = hashlib.sha256()
+    for f in fields:
+        h.update(f if isinstance(f, bytes) else repr(f).encode("utf-8", "surrogatepass"))
+        h.update(b"\x00")
+    return h.hexdigest()
+
+
+class SentParts:
+    """Which leading parts of a multi-part reply a chat already has, so a retry sends the rest.
+
+    A long alert goes out as several messages (4096-character pieces; text, then an image). When
+    part 2 hits a 429 or an outage, the outbox retries the whole alert later; without this the
+    chat would get part 1 a second time. A retry skips the leading parts it renders exactly as
+    delivered before, and resends from the first one that changed (a "delivery was late" line
+    can move a split point: repeating a part beats losing lines).
+
+    Kept in process memory, bounded and for `ttl_s`: a restart between two parts of one alert is
+    rare, and then the chat gets the earlier parts twice (the outbox's at-least-once promise).
+    """
+
+    def __init__(
+        self, *, ttl_s: float = 86_400.0, capacity: int = 1024, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._done: OrderedDict[tuple[str, str], tuple[float, tuple[str, ...]]] = OrderedDict()
+        self._ttl_s = ttl_s
+        self._capacity = capacity
+        self._clock = clock
+
+    @staticmethod
+    def key(chat_id: str | int, reply: Reply) -> tuple[str, str]:
+        """The chat and the reply's subject (an alert's key), else a fingerprint of its content."""
+        image = reply.image.png if reply.image is not None else b""
+        return str(chat_id), reply.subject or part_digest(reply.as_plain_text(), image)
+
+    def resume_at(self, key: tuple[str, str], digests: Sequence[str]) -> int:
+        """How many leading parts (of these fingerprints) the chat already received."""
+        entry = self._done.get(key)
+        if entry is None or self._clock() - entry[0] > self._ttl_s:
+            return 0
+        skip = 0
+        for sent, now in zip(entry[1], digests, strict=False):
+            if sent != now:
+                break
+            skip += 1
+        return skip
+
+    def delivered(self, key: tuple[str, str], digests: Sequence[str]) -> None:
+        """The chat now has these leading parts."""
+        self._done[key] = (self._clock(), tuple(digests))
+        self._done.move_to_end(key)
+        while len(self._done) > self._capacity:
+            self._done.popitem(last=False)
+
+    def finished(self, key: tuple[str, str]) -> None:
+        """Every part arrived: a later reply with the same subject starts from the first part."""
+        self._done.pop(key, None)

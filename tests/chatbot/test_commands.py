@@ -10,14 +10,17 @@ from chatbot.commands import APOLOGY, REGISTRY, Command, CommandDispatcher
 from chatbot.dispatch import CommandSpec
 from chatbot.handlers import FNG_CREDIT
 from chatbot.replies import Reply
+from tests import scenarios as sc
 from tests.chatbot import PNG_SIGNATURE
 from tests.chatbot.test_commands_world import (
+    DRIFTED,
     STRANGER,
     TRADER,
     VIEWER,
     World,
     balanced_doc,
     make_world,
+    settings_for,
     world_fixture,  # noqa: F401 — the `world` fixture
 )
 
@@ -32,6 +35,16 @@ async def test_status_through_the_console(world: World, tmp_path):
     # The weights table: asset, weight now, target, drift in pp.
     assert "BTC      50.0%   24.0%  +26.0" in out
     assert "stables  30.0%   20.0%  +10.0" in out
+
+
+async def test_status_shows_the_share_of_spot_hedged_by_short_perpetuals(tmp_path):
+    # 0.8333 BTC spot (50,000) and 0.7 BTC short on the perpetual (42,000) beside ETH and SOL:
+    # 42,000 of 70,000 crypto spot is covered.
+    short = [{"symbol": "BTC/USDT:USDT", "contracts": "-0.7"}]
+    w = make_world(tmp_path, sc.snapshot(sc.four_assets(), sc.units(DRIFTED), fear_greed=20, positions=short))
+    text = (await w.say("/status")).as_plain_text()
+    assert "Net futures −42.0% (target +0.0%) · hedged 60%" in text
+    w.store.close()
 
 
 async def test_status_names_the_open_proposal_and_switches(world: World):
@@ -107,6 +120,23 @@ async def test_plan_shows_the_open_proposal_rather_than_a_new_one(world: World):
     assert again.subject == first.subject
     assert again.title.endswith("expires in 8 min")
     assert world.engine.fresh_calls == 1
+
+
+async def test_plan_shows_the_expected_carry_of_a_basis_trade(tmp_path):
+    basis = settings_for(
+        assets={"BTC": {}},
+        strategy={"preset": "premium-daa", "allocation": {"spot": 0.5, "hedged": 0.3, "stable": 0.2},
+                  "rules": {"premium_regime": {"enabled": False}}},
+    )
+    doc = sc.snapshot({"BTC": sc.asset(50000, rate=0.0001)}, {"BTC": 1, "USDT": 50000})
+    w = make_world(tmp_path, doc, settings=basis)
+    reply = await w.say("/plan")
+    # 0.01% every 8 h is 10.95% a year, earned by the spot leg hedged with a short perpetual.
+    assert "Expected carry 11.0% a year clears the 8.0% hurdle" in reply.text
+    assert "Net futures +0.0% → −30.0%" in reply.text
+    legs = [(r[1], r[2], r[3]) for r in reply.tables[0].rows]
+    assert legs == [("buy", "BTC", "0.6"), ("sell", "BTC perp", "0.6")]
+    w.store.close()
 
 
 async def test_plan_when_nothing_is_due(tmp_path):

@@ -5,18 +5,23 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
 from chatbot import parsing
 from chatbot.commands import REGISTRY
+from chatbot.handlers_charts import KINDS
 from chatbot.replies import Reply
+from core.config import load_presets
 from core.errors import CommandError
+from core.history_csv import default_data_dir
+from tests.chatbot import PNG_SIGNATURE
 from tests.chatbot.test_commands_world import STRANGER, TRADER, VIEWER, World, make_world
 
-NAMES = [c.spec.name for c in REGISTRY if c.spec.name not in ("backtest", "chart")]
+NAMES = [c.spec.name for c in REGISTRY]
 # Text as people and attackers send it: any code point (lone surrogates included), markup,
 # injection attempts, right-to-left marks, very long lines.
 ANY_TEXT = st.text(alphabet=st.characters(), max_size=600)
@@ -35,11 +40,44 @@ COMMANDS = st.builds(
 )
 CALLERS = st.sampled_from([TRADER, VIEWER, STRANGER])
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+# Words /chart and /backtest accept, mixed with garbage, so the fuzz reaches the drawing and the
+# replay too (each ~0.5 s: few examples, two pinned valid ones, and three months of history
+# rather than eight years).
+KIND_WORDS = st.sampled_from([*KINDS, "Funding", "BASIS"])
+ASSET_WORDS = st.sampled_from(["btc", "ETH", "SOL", "XRP", "DOGE", "USDT"])
+PRESET_WORDS = st.sampled_from(sorted(load_presets()))
+DATE_WORDS = st.sampled_from(["2025-04-01", "2025-05", "2025-06-02", "2018-01-01", "2030-12-31",
+                              "2025-02-30"])
+
+
+def _command(name: str, first: st.SearchStrategy[str], rest: st.SearchStrategy[str], most: int):
+    words = st.tuples(first, st.lists(st.one_of(rest, ARG), max_size=most))
+    return words.map(lambda w: " ".join([f"/{name}", w[0], *w[1]]))
+
+
+DRAWING = st.one_of(
+    _command("chart", st.one_of(KIND_WORDS, ARG), ASSET_WORDS, 2),
+    _command("backtest", st.one_of(PRESET_WORDS, ARG), DATE_WORDS, 3),
+)
+HISTORY = ("2025-03-01", "2025-06-02")
+
+
+def small_history(source: Path, target: Path, assets: tuple[str, ...]) -> Path:
+    """The shared CSVs cut to a few months of the world's assets (an empty folder without them)."""
+    target.mkdir(exist_ok=True)
+    for csv in sorted(source.glob("*.csv")):
+        lines = csv.read_text().splitlines(keepends=True)
+        keep = [ln for ln in lines[1:] if HISTORY[0] <= ln[:10] <= HISTORY[1]
+                and ("/" not in ln or any(f",{a}/" in ln for a in assets))]
+        (target / csv.name).write_text(lines[0] + "".join(keep))
+    return target
 
 
 @pytest.fixture(scope="module")
 def fuzz_world(tmp_path_factory):
     w = make_world(tmp_path_factory.mktemp("fuzz"))
+    shared, history = default_data_dir() / "derived", tmp_path_factory.mktemp("history")
+    w.dispatcher.services.history_dir = small_history(shared, history, tuple(w.settings.assets))
     yield w
     w.store.close()
 
@@ -76,6 +114,20 @@ def test_real_commands_with_garbage_arguments(fuzz_world, loop, text, caller, ca
     with caplog.at_level(logging.ERROR):
         check(run_text(fuzz_world, loop, caller, text))
     assert "failed" not in caplog.text
+
+
+@settings(FUZZ, max_examples=15)
+@given(text=DRAWING, caller=CALLERS)
+@example(text="/chart Funding eth", caller=VIEWER)
+@example(text="/backtest premium-daa 2018-01-01 2030-12-31", caller=TRADER)  # clipped to the history
+def test_charts_and_backtests_with_any_arguments(fuzz_world, loop, text, caller, caplog):
+    with caplog.at_level(logging.ERROR):
+        reply = run_text(fuzz_world, loop, caller, text)
+    check(reply)
+    assert "failed" not in caplog.text
+    event(f"{text.split()[0]} {reply.level}")  # --hypothesis-show-statistics: how many drew
+    if reply.level != "error":
+        assert reply.image is not None and reply.image.png.startswith(PNG_SIGNATURE)
 
 
 @FUZZ

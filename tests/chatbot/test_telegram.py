@@ -13,6 +13,7 @@ from chatbot import telegram as tg
 from chatbot.delivery import DeliveryError, drain_outbox
 from chatbot.replies import Button, Reply
 from core.config import TelegramConfig
+from core.redact import scrub_text
 from tests.chatbot import CHART, PNG_SIGNATURE, PROPOSAL, PROPOSAL_REPLY, FakeDispatcher
 from tests.chatbot.test_delivery import MemoryOutbox
 from tests.fakes.telegram_api import CONFLICT, FakeBotAPI
@@ -177,6 +178,7 @@ async def test_conflict_on_get_updates_is_reported(api, app, caplog):
             await asyncio.sleep(0.01)
     assert app.bot_data["test.conflicts"], "on_conflict was not called"
     assert "another process is polling with this bot token" in caplog.text
+    assert "<redacted>" not in scrub_text(caplog.text)  # the CLI's log scrubber keeps the advice
     # Polling goes on (PTB backs off and retries), so the bot recovers when the other one stops.
     api.push_text("/status")
     await api.wait_for("sendMessage", timeout=8)

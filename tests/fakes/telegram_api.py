@@ -53,6 +53,7 @@ class _Fault:
     description: str
     retry_after: int | None
     times: int | None  # None: until cleared
+    after: int = 0  # calls still to answer normally before the fault starts
 
 
 class FakeBotAPI:
@@ -109,9 +110,11 @@ class FakeBotAPI:
         *,
         retry_after: int | None = None,
         times: int | None = 1,
+        after: int = 0,
     ) -> None:
-        """Answer the next `times` calls of `method` with an error (None: until `clear_faults`)."""
-        self._faults[method].append(_Fault(status, description, retry_after, times))
+        """Answer `times` calls of `method` with an error (None: until `clear_faults`), starting
+        once `after` more calls have succeeded (0: the next call fails)."""
+        self._faults[method].append(_Fault(status, description, retry_after, times, after))
 
     def clear_faults(self, method: str | None = None) -> None:
         if method is None:
@@ -201,7 +204,9 @@ class FakeBotAPI:
         call = Call(method, params, files)
         self.calls.append(call)
         faults = self._faults.get(method)
-        if faults:
+        if faults and faults[0].after > 0:
+            faults[0].after -= 1
+        elif faults:
             fault = faults[0]
             if fault.times is not None:
                 fault.times -= 1
