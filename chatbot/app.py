@@ -40,8 +40,9 @@ ALIVE_WITHIN = timedelta(seconds=3 * HEARTBEAT_S)
 STOP_STEP_S = 10.0
 RETRY_S = 30.0
 AUTO_ACTOR = "auto-execute"
-CONFLICT_NOTE = ("Another process is polling this Telegram bot token: two bots answer at random. "
-                 "Stop one of them (only one `premia run` per token).")
+# Worded so the log scrubber (which blanks "token: …" pairs) leaves it readable.
+CONFLICT_NOTE = ("Another process is polling the same Telegram bot, so two bots answer at random. "
+                 "Stop one of them (only one `premia run` per bot token).")
 
 
 def utc_now() -> datetime:

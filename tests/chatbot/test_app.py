@@ -15,6 +15,7 @@ from chatbot.app import CONFLICT_NOTE, HEARTBEAT, INSTANCE_FLAG, BotProcess
 from chatbot.handlers import Services
 from chatbot.replies import Caller
 from core.config import Settings
+from core.redact import scrub_text
 from tests.chatbot.test_commands_world import SnapshotEngine, drifted_doc, settings_for
 from tests.fakes.telegram_api import CONFLICT, FakeBotAPI
 
@@ -109,6 +110,7 @@ async def test_two_pollers_on_one_token_are_reported(api, tmp_path, caplog):
     await api.wait_for("sendMessage", 2, timeout=10)  # the start-up message, then the warning
     texts = [c.params["text"] for c in api.sent("sendMessage")]
     assert texts[1] == f"<b>⚠ Two bots on one token</b>\n{CONFLICT_NOTE}"
+    assert scrub_text(CONFLICT_NOTE) == CONFLICT_NOTE  # the log scrubber leaves it readable
     assert CONFLICT_NOTE in caplog.text
     status = await bot.dispatcher.handle_text(Caller("telegram", str(OWNER), str(OWNER)), "/status")
     assert CONFLICT_NOTE in status.text
