@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
-import inspect
 import itertools
 import logging
 import re
@@ -169,25 +168,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Build the real dispatcher from the config and run the prompt."""
+    from chatbot.wiring import build_dispatcher  # lazily: it pulls in the engine
     from core.config import load_settings
 
     settings = load_settings(getattr(args, "config", None))
-    try:
-        from chatbot.app import build_dispatcher  # lazily: it pulls in the engine
-    except ImportError as exc:
-        print(
-            f"premia chat: the command layer is not available in this build ({exc});"
-            " chatbot.app.build_dispatcher is needed.",
-            file=sys.stderr,
-        )
-        return 2
     image_dir = getattr(args, "image_dir", None) or settings.data_dir / "chat-images"
 
     async def main() -> None:
-        dispatcher = build_dispatcher(settings)
-        if inspect.isawaitable(dispatcher):
-            dispatcher = await dispatcher
-        await ConsoleAdapter(dispatcher, image_dir=image_dir).run()
+        await ConsoleAdapter(await build_dispatcher(settings), image_dir=image_dir).run()
 
     asyncio.run(main())
     return 0

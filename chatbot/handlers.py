@@ -59,7 +59,7 @@ class ExecutorView(Protocol):
 
 @dataclass
 class Services:
-    """Everything the commands work with; built once by chatbot.app."""
+    """Everything the commands work with; built once by chatbot.wiring."""
 
     settings: Settings
     store: Store

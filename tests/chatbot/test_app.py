@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from chatbot.app import CONFLICT_NOTE, HEARTBEAT, INSTANCE_FLAG, BotProcess
+from chatbot.app import CONFLICT_NOTE, INSTANCE_FLAG, BotProcess
 from chatbot.handlers import Services
 from chatbot.replies import Caller
+from chatbot.wiring import HEARTBEAT
 from core.config import Settings
 from core.redact import scrub_text
 from tests.chatbot.test_commands_world import SnapshotEngine, drifted_doc, settings_for

@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from chatbot.app import AUTO_ACTOR, BotProcess, build_services
+from chatbot.app import AUTO_ACTOR, BotProcess
+from chatbot.wiring import build_services
 from core.config import settings_from_dict
 from tests.engine import loopback_config
 from tests.fakes.exchange_server import FakeExchange

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import io
 import sys
 from collections.abc import AsyncIterator
@@ -75,14 +74,6 @@ def test_actions_map_to_typed_commands():
     assert action_to_command("confirm:P-X:2") == "/confirm P-X 2"
     assert action_to_command("refresh") == "/refresh"
     assert action_to_command("/status") == "/status"
-
-
-def test_premia_chat_exits_2_when_the_command_layer_is_missing(monkeypatch, capsys):
-    monkeypatch.setitem(sys.modules, "chatbot.app", None)  # makes the import fail
-    parser = argparse.ArgumentParser()
-    console.add_arguments(parser)
-    assert console.run(parser.parse_args([])) == 2
-    assert "build_dispatcher" in capsys.readouterr().err
 
 
 async def test_reads_stdin_by_default(bot, dispatcher, out, monkeypatch):
