@@ -14,7 +14,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from core.book import Fill, apply_fill, credit, funding_payment, variation_margin
-from core.config import Settings, Strategy
+from core.config import Settings
 from core.errors import ExecutionError
 from core.evaluate import Evaluation, evaluate
 from core.fills import paper_fill
@@ -23,6 +23,7 @@ from core.planner import plan
 from core.portfolio import position_price, value_portfolio
 from core.replay import Replay
 from core.rules import RuleState
+from core.strategy_config import Strategy
 
 BPS = Decimal("0.0001")
 # A forced sale covers the shortfall plus this margin, so fees and slippage do not leave it short.

@@ -11,9 +11,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from decimal import Decimal
 
-from core.config import Allocation, AssetConfig
+from core.config import AssetConfig
 from core.errors import ConfigError
 from core.models import ZERO
+from core.strategy_config import Allocation
 
 
 @dataclass(frozen=True, slots=True)

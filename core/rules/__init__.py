@@ -1,11 +1,11 @@
 """Trigger rules: one module per family, each rule a small persisted state machine."""
 
-from core.config import Strategy
 from core.rules.base import Freshness, Outcome, Rule, RuleContext, RuleState, Scope
 from core.rules.overlay import CorrectionHedge, FearGreedExtreme, FundingExtreme, NegativeFunding
 from core.rules.premium import PremiumRegime
 from core.rules.regimes import FundingRegime, Recovery
 from core.rules.volatility import VolatilitySpike
+from core.strategy_config import Strategy
 
 __all__ = ["Freshness", "Outcome", "Rule", "RuleContext", "RuleState", "Scope", "build_rules"]
 

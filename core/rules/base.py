@@ -14,9 +14,9 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Literal, Protocol
 
-from core.config import Allocation, Strategy
 from core.models import MarketSnapshot, Trigger
 from core.portfolio import Valuation
+from core.strategy_config import Allocation, Strategy
 from core.targets import Targets
 
 Scope = Literal["spot", "futures"]

@@ -5,7 +5,6 @@ from decimal import Decimal as D
 
 import pytest
 
-from core.config import Persistence
 from core.models import Close, FundingPrint, PerpQuote
 from core.signals import (
     basis_apr,
@@ -18,6 +17,7 @@ from core.signals import (
     realized_vol,
     vol_ratio,
 )
+from core.strategy_config import Persistence
 
 NOW = datetime(2025, 6, 2, tzinfo=UTC)
 
