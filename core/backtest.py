@@ -15,12 +15,14 @@ from decimal import Decimal
 from typing import Any
 
 from core.backtest_sim import Simulation
-from core.config import DriftRule, Rules, Settings, Strategy, VolatilitySpikeRule, settings_from_dict
+from core.config import Settings, settings_from_dict
 from core.errors import PremiaError
 from core.history_csv import HistoryFrame
 from core.metrics import Performance, summarize
 from core.models import MarketSnapshot, Portfolio
 from core.replay import Replay, closes_days_needed, funding_days_needed
+from core.rules.premium import hold_days
+from core.strategy_config import DriftRule, Rules, Strategy, VolatilitySpikeRule
 
 DEFAULT_INITIAL = Decimal(100_000)
 STRATEGY = "strategy"
@@ -134,12 +136,20 @@ def _decides(variant: str, i: int, day: date, previous: date | None) -> bool:
 # ── running ─────────────────────────────────────────────────────────────────────────────────
 
 
+def funding_days(settings: Settings) -> int:
+    """Days of funding prints a strategy's rules read, the premium table's window included."""
+    r = settings.strategy.rules
+    # Two spare days, as funding_days_needed counts them (the print before a window is read too).
+    premium = hold_days(r.premium_regime) + 2 if r.premium_regime.enabled else 0
+    return max(funding_days_needed(settings), premium)
+
+
 def shared_replay(frame: HistoryFrame, settings: Settings, presets: Iterable[str],
                   perp_closes: Mapping[str, Mapping[date, Decimal]] | None = None) -> Replay:
     """One replay wide enough for every preset, so all runs share the same snapshot objects."""
     chosen = [preset_settings(settings, p) for p in presets] or [settings]
     return Replay(frame, settings, perp_closes,
-                  funding_days=max(funding_days_needed(s) for s in chosen),
+                  funding_days=max(funding_days(s) for s in chosen),
                   closes_days=max(closes_days_needed(s) for s in chosen))
 
 

@@ -6,12 +6,13 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from core.config import Allocation, Settings, Staleness, Strategy
+from core.config import Settings, Staleness
 from core.memo import SameInputMemo
 from core.models import MarketSnapshot, Portfolio, Trigger
 from core.portfolio import Valuation, drift_pp, outside_band, value_portfolio
 from core.rules import Freshness, RuleContext, RuleState, Scope, build_rules
 from core.rules.base import pct
+from core.strategy_config import Allocation, Strategy
 from core.targets import Targets, resolve_targets, targets_from_weights
 
 FUTURE_SKEW = timedelta(minutes=5)
@@ -19,6 +20,7 @@ FUTURE_SKEW = timedelta(minutes=5)
 _FRESHNESS: SameInputMemo[Freshness] = SameInputMemo(64)
 _TARGETS: SameInputMemo[Targets] = SameInputMemo(256)
 _RULES: SameInputMemo[list] = SameInputMemo(64)
+_PERPS: SameInputMemo[frozenset[str]] = SameInputMemo(64)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +79,8 @@ def freshness_warnings(fresh: Freshness) -> list[str]:
 
 
 def target_resolver(settings: Settings, snapshot: MarketSnapshot) -> Callable[[Allocation], Targets]:
-    perps = frozenset(a for a, m in snapshot.assets.items() if m.perp is not None)
+    perps = _PERPS.get((snapshot,), (), lambda: frozenset(
+        a for a, m in snapshot.assets.items() if m.perp is not None))
     # Targets depend only on the allocation, the asset table and which assets have a perpetual.
     return lambda allocation: _TARGETS.get(
         (allocation, settings.assets), (perps,),
@@ -85,11 +88,12 @@ def target_resolver(settings: Settings, snapshot: MarketSnapshot) -> Callable[[A
 
 
 def base_targets(settings: Settings, snapshot: MarketSnapshot, strategy: Strategy,
-                 explicit: Mapping | None = None) -> Targets:
+                 explicit: Mapping | None = None,
+                 resolve: Callable[[Allocation], Targets] | None = None) -> Targets:
     """The strategy's allocation as per-asset targets, or explicit per-asset weights."""
     if explicit:
         return targets_from_weights(explicit, snapshot.quote)
-    return target_resolver(settings, snapshot)(strategy.allocation)
+    return (resolve or target_resolver(settings, snapshot))(strategy.allocation)
 
 
 def drift_triggers(valuation: Valuation, targets: Targets, band_pp, assets: Iterable[str],
@@ -134,10 +138,10 @@ def evaluate(
     fresh = _FRESHNESS.get((snapshot,), (settings.staleness,),
                            lambda: check_freshness(snapshot, settings.staleness))
     valuation = value_portfolio(portfolio, snapshot, settings.stablecoins)
-    base = base_targets(settings, snapshot, strategy, explicit_targets)
+    resolve = None if explicit_targets else target_resolver(settings, snapshot)
+    base = base_targets(settings, snapshot, strategy, explicit_targets, resolve)
     ctx = RuleContext(snapshot=snapshot, valuation=valuation, base=base, strategy=strategy,
-                      now=snapshot.as_of, freshness=fresh,
-                      resolve=None if explicit_targets else target_resolver(settings, snapshot))
+                      now=snapshot.as_of, freshness=fresh, resolve=resolve)
     targets, triggers, new_states = base, [], dict(states)
     scopes: set[Scope] = set()
     warnings = freshness_warnings(fresh)

@@ -55,7 +55,11 @@ class Valuation:
 
 def position_price(position: Position, snapshot: MarketSnapshot) -> Decimal | None:
     """The price that values a position's exposure: spot (delta terms), else the contract's own."""
-    market = snapshot.assets.get(position.asset)
+    return _position_price(position, position.asset, snapshot)
+
+
+def _position_price(position: Position, asset: str, snapshot: MarketSnapshot) -> Decimal | None:
+    market = snapshot.assets.get(asset)
     if market is None:
         return None
     if market.spot is not None:
@@ -87,15 +91,19 @@ def value_portfolio(
                 continue
             raise SnapshotError(f"holding {amount} {asset} but the snapshot has no spot price for it")
         spot_value[asset] = amount * price
+    # One pass over the positions: notional and base units per asset (delta = spot + units).
     notional: dict[str, Decimal] = {}
+    units: dict[str, Decimal] = {}
     for position in portfolio.positions:
-        price = position_price(position, snapshot)
+        asset = position.asset
+        price = _position_price(position, asset, snapshot)
         if price is None:
-            raise SnapshotError(f"position in {position.symbol} but no price for {position.asset}")
-        notional[position.asset] = notional.get(position.asset, ZERO) + position.base_units * price
+            raise SnapshotError(f"position in {position.symbol} but no price for {asset}")
+        base_units = position.base_units
+        notional[asset] = notional.get(asset, ZERO) + base_units * price
+        units[asset] = units.get(asset, ZERO) + base_units
     delta = {
-        a: portfolio.balances.get(a, ZERO)
-        + sum((p.base_units for p in portfolio.positions if p.asset == a), ZERO)
+        a: portfolio.balances.get(a, ZERO) + units.get(a, ZERO)
         for a in set(spot_value) | set(notional)
     }
     value = stable_value + sum(spot_value.values(), ZERO)

@@ -6,19 +6,22 @@ import functools
 import itertools
 import math
 import operator
-from collections.abc import Callable, Sequence
+from bisect import bisect_right
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Literal
+from types import MappingProxyType
+from typing import Any, Literal
 
-from core.config import Persistence
 from core.memo import SameInputMemo
-from core.models import ZERO, AssetMarket, Close, FundingPrint, FutureQuote, PerpQuote
+from core.models import ZERO, AssetMarket, Close, FundingPrint, FutureQuote, MarketSnapshot, PerpQuote
+from core.strategy_config import Persistence
 
 HOURS_PER_YEAR = Decimal(8760)
 DAYS_PER_YEAR = Decimal(365)
 MIN_DAYS_TO_EXPIRY = Decimal(7)
+EIGHT_HOURS = Decimal(8)
 
 
 # Replayed snapshots are shared by every run of a backtest: see core/memo.py.
@@ -37,7 +40,7 @@ def funding_apr(rate: Decimal, interval_hours: Decimal) -> Decimal:
 
 def rate_per_8h(rate: Decimal, interval_hours: Decimal) -> Decimal:
     """Restate a funding rate per 8 hours, the unit the seeds' thresholds use."""
-    return rate * Decimal(8) / interval_hours
+    return rate * EIGHT_HOURS / interval_hours
 
 
 def basis_apr(
@@ -91,23 +94,59 @@ def log_returns(closes: Sequence[Close]) -> list[float]:
     if not isinstance(closes, tuple):
         prices = [float(c.price) for c in closes]
         return [math.log(b / a) for a, b in itertools.pairwise(prices) if a > 0 and b > 0]
-    # Consecutive replayed days share all but one close: each pair's return is computed once.
-    out = []
-    for a, b in itertools.pairwise(closes):
-        hit = _PAIR_RETURNS.get(id(b))
-        if hit is None or hit[0] is not a:
-            x, y = float(a.price), float(b.price)
-            if len(_PAIR_RETURNS) >= _PAIR_RETURNS_SIZE:
-                _PAIR_RETURNS.clear()
-            # The entry keeps both closes alive, so id(b) stays b's while it is remembered.
-            hit = _PAIR_RETURNS[id(b)] = (a, b, math.log(y / x) if x > 0 and y > 0 else None)
-        if hit[2] is not None:
-            out.append(hit[2])
-    return out
+    # Consecutive replayed days share all but one close: each pair's return is computed once,
+    # and a window's remembered returns are looked up in one pass (no Python loop per pair).
+    pairs = list(itertools.pairwise(map(id, closes)))
+    try:
+        values = list(map(_PAIR_RETURNS.__getitem__, pairs))
+    except KeyError:
+        values = _missing_returns(closes, pairs)
+    else:
+        if not _NON_POSITIVE:  # no pair without a return is remembered: none can be here
+            return values
+    return [v for v in values if v is not None] if None in values else values
 
 
-_PAIR_RETURNS: dict[int, tuple[Close, Close, float | None]] = {}
+def _missing_returns(closes: tuple[Close, ...], pairs: list[tuple[int, int]]) -> list[float | None]:
+    values = list(map(_PAIR_RETURNS.get, pairs, itertools.repeat(_UNKNOWN)))
+    if values.count(_UNKNOWN) == len(values):
+        # A window never seen: a live snapshot's, or a replay's first day. Only its newest pair
+        # is remembered; if that one is met again (the next replayed day), the rest are.
+        values = _pair_returns(closes)
+        _remember(pairs[-1], closes[-2], closes[-1], values[-1])
+        return values
+    for i, (a, b) in enumerate(itertools.pairwise(closes)):
+        if values[i] is _UNKNOWN:
+            values[i] = _pair_returns((a, b))[0]
+            _remember(pairs[i], a, b, values[i])
+    return values
+
+
+def _pair_returns(closes: Sequence[Close]) -> list[float | None]:
+    """Log returns of consecutive closes, None where a price is not positive."""
+    prices = [float(c.price) for c in closes]
+    return [math.log(y / x) if x > 0 and y > 0 else None for x, y in itertools.pairwise(prices)]
+
+
+def _remember(key: tuple[int, int], a: Close, b: Close, value: float | None) -> None:
+    global _NON_POSITIVE
+    if len(_PAIR_RETURNS) >= _PAIR_RETURNS_SIZE:
+        _PAIR_RETURNS.clear()
+        _PAIR_CLOSES.clear()
+        _NON_POSITIVE = False
+    _PAIR_RETURNS[key] = value
+    _NON_POSITIVE = _NON_POSITIVE or value is None
+    # Keeping both closes alive keeps their ids theirs while the pair is remembered.
+    _PAIR_CLOSES[key] = (a, b)
+
+
+# (id(a), id(b)) of consecutive closes → their log return (None: a price was not positive).
+_PAIR_RETURNS: dict[tuple[int, int], float | None] = {}
+_PAIR_CLOSES: dict[tuple[int, int], tuple[Close, Close]] = {}
 _PAIR_RETURNS_SIZE = 16384
+# Whether a remembered pair has no return (a price not positive): a window can then hold one.
+_NON_POSITIVE = False
+_UNKNOWN: Any = object()
 
 
 def realized_vol(closes: Sequence[Close], days: int) -> Decimal | None:
@@ -116,7 +155,7 @@ def realized_vol(closes: Sequence[Close], days: int) -> Decimal | None:
     if len(returns) < max(2, days - 1):
         return None
     mean = sum(returns) / len(returns)
-    variance = sum((r - mean) ** 2 for r in returns) / (len(returns) - 1)
+    variance = sum([(r - mean) ** 2 for r in returns]) / (len(returns) - 1)
     return Decimal(str(round(math.sqrt(variance) * math.sqrt(365), 10)))
 
 
@@ -129,6 +168,16 @@ def vol_ratio(closes: Sequence[Close], short_days: int = 7, long_days: int = 30)
         return _VOL_RATIOS.get((closes,), (short_days, long_days),
                                lambda: _vol_ratio(closes, short_days, long_days))
     return _vol_ratio(closes, short_days, long_days)
+
+
+def vol_ratios(snapshot: MarketSnapshot, short_days: int = 7,
+               long_days: int = 30) -> Mapping[str, Decimal | None]:
+    """`vol_ratio` of every asset's closes in the snapshot, worked out once per snapshot."""
+    return _SNAPSHOT_VOLS.get((snapshot,), (short_days, long_days), lambda: MappingProxyType(
+        {a: vol_ratio(m.closes, short_days, long_days) for a, m in snapshot.assets.items()}))
+
+
+_SNAPSHOT_VOLS: SameInputMemo[Mapping[str, Decimal | None]] = SameInputMemo(64)
 
 
 def _vol_ratio(closes: Sequence[Close], short_days: int, long_days: int) -> Decimal | None:
@@ -181,31 +230,67 @@ class Held:
         return f"{self.prints} prints, {self.share:.0%} past the threshold, mean {mean}"
 
 
+Direction = Literal["above", "below"]
+
+
+@dataclass(frozen=True, slots=True)
+class PrintWindow:
+    """The settled values of one persistence window, ready to be judged against any threshold."""
+
+    values: tuple[Decimal, ...]
+    mean: Decimal | None
+    # Enough prints, and the window covered: one that only started filling has not "held".
+    complete: bool
+    rule: Persistence
+
+    def held(self, threshold: Decimal, direction: Direction) -> Held:
+        """Whether the values stayed above/below `threshold` over the window, per the rule."""
+        values = self.values
+        if not values:
+            return Held(False, 0, ZERO, None)
+        if direction == "above":
+            passing = sum(1 for v in values if v > threshold)
+        else:
+            passing = sum(1 for v in values if v < threshold)
+        share = Decimal(passing) / Decimal(len(values))
+        mean = self.mean
+        if not self.complete or mean is None:
+            return Held(False, len(values), share, mean)
+        mean_ok = mean > threshold if direction == "above" else mean < threshold
+        ok = share == 1 if self.rule.mode == "every" else (mean_ok and share >= self.rule.min_share)
+        return Held(ok, len(values), share, mean)
+
+
+def print_window(
+    values: Sequence[tuple[datetime, Decimal]], now: datetime, window_days: int, rule: Persistence
+) -> PrintWindow:
+    """The values of (now − window_days, now], their mean and whether the window is complete."""
+    start = now - timedelta(days=window_days)
+    inside = [(t, v) for t, v in values if start < t <= now]
+    return _judged(inside, min((t for t, _ in inside), default=now), now, window_days, rule)
+
+
+def _judged(inside: Sequence[tuple[datetime, Decimal]], first: datetime, now: datetime,
+            window_days: int, rule: Persistence) -> PrintWindow:
+    """The window of `inside` (values of the window, the earliest at `first`)."""
+    if not inside:
+        return PrintWindow((), None, False, rule)
+    kept = tuple(v for _, v in inside)
+    mean = sum(kept, ZERO) / len(kept)
+    covered = (now - first) >= timedelta(days=window_days * 0.8)
+    return PrintWindow(kept, mean, len(kept) >= rule.min_prints and covered, rule)
+
+
 def held(
     values: Sequence[tuple[datetime, Decimal]],
     now: datetime,
     window_days: int,
     threshold: Decimal,
-    direction: Literal["above", "below"],
+    direction: Direction,
     rule: Persistence,
 ) -> Held:
     """Whether `values` stayed above/below `threshold` over the last `window_days`, per `rule`."""
-    start = now - timedelta(days=window_days)
-    window = [v for t, v in values if start < t <= now]
-    if not window:
-        return Held(False, 0, ZERO, None)
-    passing = [v for v in window if (v > threshold if direction == "above" else v < threshold)]
-    share = Decimal(len(passing)) / Decimal(len(window))
-    mean = sum(window, ZERO) / len(window)
-    # A window that only started filling cannot have "held for two weeks".
-    covered = (now - min(t for t, _ in values if start < t <= now)) >= timedelta(
-        days=window_days * 0.8
-    )
-    if len(window) < rule.min_prints or not covered:
-        return Held(False, len(window), share, mean)
-    mean_ok = mean > threshold if direction == "above" else mean < threshold
-    ok = share == 1 if rule.mode == "every" else (mean_ok and share >= rule.min_share)
-    return Held(ok, len(window), share, mean)
+    return print_window(values, now, window_days, rule).held(threshold, direction)
 
 
 def funding_apr_series(perp: PerpQuote) -> list[tuple[datetime, Decimal]]:
@@ -223,30 +308,112 @@ def funding_8h_series(perp: PerpQuote) -> list[tuple[datetime, Decimal]]:
     return list(_FUNDING_SERIES.get((perp,), ("8h",), lambda: _print_series(perp, rate_per_8h)))
 
 
-# (print, previous print, fallback interval, conversion) → (print, previous, fallback, value).
-# Replayed days share most of their prints with the day before: each print is converted once.
-_PRINT_VALUES: dict[tuple[int, int, int, object], tuple[object, object, object, tuple]] = {}
-_PRINT_VALUES_SIZE = 8192
+Unit = Literal["apr", "8h"]
+_CONVERT: dict[str, Callable[[Decimal, Decimal], Decimal]] = {"apr": funding_apr, "8h": rate_per_8h}
+
+
+def funding_window(perp: PerpQuote, now: datetime, days: float, unit: Unit) -> list[tuple[datetime, Decimal]]:
+    """The settled prints of (now − days, now], as APRs or per 8 hours: what `held` judges.
+
+    The same values as the whole series (`funding_apr_series`, `funding_8h_series`) cut to the
+    window, but only the window's prints are converted: a live snapshot carries weeks of prints
+    and a persistence rule looks at a few days of them. A print's interval is still the gap to
+    the print before it, so the print just before the window is read too.
+    """
+    return list(_window(perp, now, days, unit))
+
+
+def funding_held_window(perp: PerpQuote, now: datetime, days: int, unit: Unit,
+                        rule: Persistence) -> PrintWindow:
+    """print_window(funding_window(...)): the window judged by `rule`, once per snapshot."""
+    if not isinstance(perp.funding_history, tuple):
+        return print_window(_window(perp, now, days, unit), now, days, rule)
+
+    def judge() -> PrintWindow:
+        # The cut is in time order and holds only the window: its first print is the earliest.
+        inside = _window(perp, now, days, unit)
+        return _judged(inside, inside[0][0] if inside else now, now, days, rule)
+    return _HELD.get((perp, rule), (now, days, unit), judge)
+
+
+_WINDOWS: SameInputMemo[tuple] = SameInputMemo(1024)
+_HELD: SameInputMemo[PrintWindow] = SameInputMemo(1024)
+_ORDERED: SameInputMemo[list[datetime] | None] = SameInputMemo(256)
+
+
+def _window(perp: PerpQuote, now: datetime, days: float, unit: Unit) -> Sequence[tuple[datetime, Decimal]]:
+    since = now - timedelta(days=days)
+    if not isinstance(perp.funding_history, tuple):
+        full = funding_apr_series(perp) if unit == "apr" else funding_8h_series(perp)
+        return [v for v in full if since < v[0] <= now]
+    return _WINDOWS.get((perp,), (since, now, unit), lambda: _cut(perp, since, now, _CONVERT[unit]))
+
+
+def _ordered_times(history: tuple[FundingPrint, ...]) -> list[datetime] | None:
+    """The prints' times when the history is already in time order (feeds deliver it so), else None."""
+    times = list(map(_TIME, history))
+    return times if sorted(times) == times else None
+
+
+def _cut(perp: PerpQuote, since: datetime, until: datetime,
+         convert: Callable[[Decimal, Decimal], Decimal]) -> tuple:
+    """The converted prints of (since, until]; only those (and the one before) are read."""
+    history = perp.funding_history
+    times = _ORDERED.get((history,), (), lambda: _ordered_times(history))
+    if times is None:  # out of order: sort it all, as the whole series does
+        series = _print_series(perp, convert)
+        return tuple(v for v in series if since < v[0] <= until)
+    lo, hi = bisect_right(times, since), bisect_right(times, until)
+    return _convert_run(history, lo, hi, perp.funding_interval_hours, convert)
 
 
 def _print_series(perp: PerpQuote, convert: Callable[[Decimal, Decimal], Decimal]) -> tuple:
     """print_intervals(perp) converted print by print, as the series functions define it."""
-    fallback = perp.funding_interval_hours
-    out = []
-    previous: FundingPrint | None = None
-    for p in sorted(perp.funding_history, key=_TIME):
-        key = (id(p), id(previous), id(fallback), convert)
-        hit = _PRINT_VALUES.get(key)
-        if hit is None:
+    prints = sorted(perp.funding_history, key=_TIME)
+    return _convert_run(prints, 0, len(prints), perp.funding_interval_hours, convert)
+
+
+# Per conversion: id(print) → (print, previous print, fallback interval, (time, value)).
+# Replayed days share most of their prints with the day before: each print is converted once.
+_PRINT_VALUES: dict[object, dict[int, tuple[FundingPrint, FundingPrint | None, Decimal, tuple]]] = {
+    funding_apr: {}, rate_per_8h: {}}
+_PRINT_VALUES_SIZE = 8192
+
+
+def _convert_run(prints: Sequence[FundingPrint], lo: int, hi: int, fallback: Decimal,
+                 convert: Callable[[Decimal, Decimal], Decimal]) -> tuple:
+    """prints[lo:hi] (in time order) converted, each with the interval from its predecessor."""
+    out, new = [], []
+    remembered = _PRINT_VALUES[convert]
+    previous: FundingPrint | None = prints[lo - 1] if lo > 0 else None
+    for i in range(lo, hi):
+        p = prints[i]
+        hit = remembered.get(id(p))
+        if hit is None or hit[1] is not previous or hit[2] is not fallback:
             interval = fallback
             if previous is not None:
-                gap = _gap_interval((p.time - previous.time).total_seconds())
+                delta = p.time - previous.time
+                gap = _GAPS.get(delta, _UNKNOWN)
+                if gap is _UNKNOWN:
+                    if len(_GAPS) >= 1024:
+                        _GAPS.clear()
+                    gap = _GAPS[delta] = _gap_interval(delta.total_seconds())
                 if gap is not None:
                     interval = gap
-            if len(_PRINT_VALUES) >= _PRINT_VALUES_SIZE:
-                _PRINT_VALUES.clear()
             # The entry keeps the print, its predecessor and the fallback alive: ids stay theirs.
-            hit = _PRINT_VALUES[key] = (p, previous, fallback, (p.time, convert(p.rate, interval)))
+            hit = (p, previous, fallback, (p.time, convert(p.rate, interval)))
+            new.append(hit)
         out.append(hit[3])
         previous = p
+    if new:
+        # A window never seen (a live snapshot's, a replay's first day) leaves only its newest
+        # print; once that one is met again (the next replayed day), the window's prints stay.
+        keep = new if len(new) < len(out) else new[-1:]
+        if len(remembered) + len(keep) > _PRINT_VALUES_SIZE:
+            remembered.clear()
+        remembered.update((id(entry[0]), entry) for entry in keep)
     return tuple(out)
+
+
+# Gaps between prints → the interval they stand for (a handful of distinct gaps in practice).
+_GAPS: dict[timedelta, Decimal | None] = {}

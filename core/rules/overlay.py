@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from decimal import Decimal
 
-from core.config import CorrectionHedgeRule, FearGreedRule, FundingExtremeRule, NegativeFundingRule
-from core.models import ZERO
+from core.models import ZERO, PerpQuote
 from core.rules.base import Outcome, RuleContext, RuleState, carry_state, pct, stay, transition
-from core.signals import funding_8h_series, held, rate_per_8h
+from core.signals import funding_held_window, rate_per_8h
+from core.strategy_config import CorrectionHedgeRule, FearGreedRule, FundingExtremeRule, NegativeFundingRule
 from core.targets import Targets
 
 FUTURES = frozenset({"futures"})
@@ -62,7 +62,7 @@ class _PerAssetFunding:
         raise NotImplementedError
 
     def check(self, ctx: RuleContext, old: RuleState, asset: str, rate8: Decimal,
-              series: list) -> tuple[str, str, dict[str, str]] | None:  # pragma: no cover
+              perp: PerpQuote) -> tuple[str, str, dict[str, str]] | None:  # pragma: no cover
         raise NotImplementedError
 
     def evaluate(self, ctx: RuleContext, states: Mapping[str, RuleState]) -> list[Outcome]:
@@ -77,7 +77,7 @@ class _PerAssetFunding:
                 outcomes.append(stay(key, old, effect))
                 continue
             rate8 = rate_per_8h(market.perp.funding_rate, market.perp.funding_interval_hours)
-            verdict = self.check(ctx, old, asset, rate8, funding_8h_series(market.perp))
+            verdict = self.check(ctx, old, asset, rate8, market.perp)
             if verdict is None:
                 outcomes.append(stay(key, old, effect))
                 continue
@@ -105,11 +105,12 @@ class FundingExtreme(_PerAssetFunding):
             return t.with_futures(asset, long * keep) if long > 0 else t
         return cut
 
-    def check(self, ctx, old, asset, rate8, series):
+    def check(self, ctx, old, asset, rate8, perp):
         cfg = self.cfg
         if old.state == "normal":
-            verdict = held(series, ctx.now, cfg.hold_days, cfg.rate_8h_above, "above",
-                           ctx.strategy.rules.persistence)
+            window = funding_held_window(perp, ctx.now, cfg.hold_days, "8h",
+                                         ctx.strategy.rules.persistence)
+            verdict = window.held(cfg.rate_8h_above, "above")
             if verdict.held:
                 return "extreme", (
                     f"{asset} funding stayed above {pct(cfg.rate_8h_above, 3)}/8h for {cfg.hold_days} "
@@ -143,11 +144,12 @@ class NegativeFunding(_PerAssetFunding):
             return t.with_futures(asset, t.futures.get(asset, ZERO) + min(cfg.step * share, room))
         return add_long
 
-    def check(self, ctx, old, asset, rate8, series):
+    def check(self, ctx, old, asset, rate8, perp):
         cfg = self.cfg
         if old.state == "normal":
-            verdict = held(series, ctx.now, cfg.hold_days, cfg.rate_8h_below, "below",
-                           ctx.strategy.rules.persistence)
+            window = funding_held_window(perp, ctx.now, cfg.hold_days, "8h",
+                                         ctx.strategy.rules.persistence)
+            verdict = window.held(cfg.rate_8h_below, "below")
             if verdict.held:
                 return "negative", (
                     f"{asset} funding stayed below {pct(cfg.rate_8h_below, 3)}/8h for {cfg.hold_days} "

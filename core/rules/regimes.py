@@ -6,9 +6,9 @@ from collections.abc import Mapping
 from datetime import timedelta
 from decimal import Decimal
 
-from core.config import Allocation, FundingRegimeRule, HurdleRule, RecoveryRule
 from core.rules.base import Outcome, RuleContext, RuleState, carry_state, pct, stay, transition
-from core.signals import basis_apr, funding_apr, funding_apr_series, held, nearest_future, vol_ratio
+from core.signals import basis_apr, funding_apr, funding_held_window, nearest_future, vol_ratio
+from core.strategy_config import Allocation, FundingRegimeRule, HurdleRule, RecoveryRule
 from core.targets import Targets
 
 
@@ -51,10 +51,10 @@ class FundingRegime:
         market = ctx.snapshot.assets.get(asset)
         if market is None or market.perp is None or asset in ctx.freshness.stale_perp:
             return [stay(key, old, effect, (f"{key}: no fresh funding for {asset}; regime kept",))]
-        series = funding_apr_series(market.perp)
         persistence = ctx.strategy.rules.persistence
         if old.state == "low":
-            verdict = held(series, ctx.now, cfg.hold_days, cfg.enter_apr, "above", persistence)
+            window = funding_held_window(market.perp, ctx.now, cfg.hold_days, "apr", persistence)
+            verdict = window.held(cfg.enter_apr, "above")
             if not verdict.held:
                 return [stay(key, old, effect)]
             carry = expected_carry(ctx, asset)
@@ -75,7 +75,8 @@ class FundingRegime:
                 effect=_replace_with(ctx, cfg.high_allocation),
                 scopes=frozenset({"spot", "futures"}),
             )]
-        verdict = held(series, ctx.now, cfg.exit_hold_days, cfg.exit_apr, "below", persistence)
+        window = funding_held_window(market.perp, ctx.now, cfg.exit_hold_days, "apr", persistence)
+        verdict = window.held(cfg.exit_apr, "below")
         if not verdict.held:
             return [stay(key, old, effect)]
         return [transition(
@@ -116,8 +117,8 @@ class Recovery:
         bounce = market.spot.price / low - 1
         ratio = vol_ratio(market.closes)
         bottoming = bounce >= cfg.bounce_from_low and ratio is not None and ratio < 1
-        verdict = held(funding_apr_series(market.perp), ctx.now, cfg.hold_days,
-                       cfg.funding_apr_above, "above", ctx.strategy.rules.persistence)
+        verdict = funding_held_window(market.perp, ctx.now, cfg.hold_days, "apr",
+                                      ctx.strategy.rules.persistence).held(cfg.funding_apr_above, "above")
         if not (bottoming and verdict.held):
             return [stay(key, old, None)]
         return [transition(

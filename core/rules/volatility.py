@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from decimal import Decimal
 
-from core.config import VolatilitySpikeRule
 from core.models import ZERO
-from core.rules.base import Outcome, RuleContext, RuleState, carry_state, pct, stay, transition
-from core.signals import vol_ratio
+from core.rules.base import Outcome, RuleContext, RuleState, Scope, carry_state, pct, stay, transition
+from core.signals import vol_ratios
+from core.strategy_config import VolatilitySpikeRule
 from core.targets import Targets
+
+BOTH: frozenset[Scope] = frozenset({"spot", "futures"})
 
 
 class VolatilitySpike:
@@ -26,32 +29,36 @@ class VolatilitySpike:
             return t.with_futures(asset, long * keep) if long > 0 else t
         return reduce
 
+    def values(self, ratio: Decimal) -> dict[str, str]:
+        """The numbers a trigger shows (only built when the state changes)."""
+        cfg = self.cfg
+        return {"vol_ratio": f"{ratio:.2f}", "spike_ratio": f"{cfg.ratio}",
+                "reset_ratio": f"{cfg.reset_ratio}", "reduce_by": pct(cfg.reduce_by, 0)}
+
     def evaluate(self, ctx: RuleContext, states: Mapping[str, RuleState]) -> list[Outcome]:
         cfg, outcomes = self.cfg, []
-        for asset, market in sorted(ctx.snapshot.assets.items()):
+        ratios = vol_ratios(ctx.snapshot, cfg.short_days, cfg.long_days)
+        for asset in sorted(ctx.snapshot.assets):
             key = f"{self.name}:{asset}"
             old = carry_state(key, states, "normal", ctx.now)
             effect = self.effect(asset) if old.state == "spike" else None
-            ratio = None if asset in ctx.freshness.closes_stale else vol_ratio(
-                market.closes, cfg.short_days, cfg.long_days)
+            ratio = None if asset in ctx.freshness.closes_stale else ratios[asset]
             if ratio is None:
                 outcomes.append(stay(key, old, effect))
                 continue
-            values = {"vol_ratio": f"{ratio:.2f}", "spike_ratio": f"{cfg.ratio}",
-                      "reset_ratio": f"{cfg.reset_ratio}", "reduce_by": pct(cfg.reduce_by, 0)}
             if old.state == "normal" and ratio >= cfg.ratio:
                 outcomes.append(transition(
                     key, old, "spike", ctx.now, rule=self.name, asset=asset,
                     explanation=(f"{asset} {cfg.short_days}-day volatility is {ratio:.2f}× its "
                                  f"{cfg.long_days}-day baseline (≥ {cfg.ratio}×): risk per unit "
                                  f"held jumped, reduce {asset} by {pct(cfg.reduce_by, 0)}"),
-                    values=values, effect=self.effect(asset), scopes=frozenset({"spot", "futures"})))
+                    values=self.values(ratio), effect=self.effect(asset), scopes=BOTH))
             elif old.state == "spike" and ratio < cfg.reset_ratio:
                 outcomes.append(transition(
                     key, old, "normal", ctx.now, rule=self.name, asset=asset,
                     explanation=(f"{asset} volatility subsided to {ratio:.2f}× its baseline "
                                  f"(< {cfg.reset_ratio}×): back to the target weight"),
-                    values=values, effect=None, scopes=frozenset({"spot", "futures"})))
+                    values=self.values(ratio), effect=None, scopes=BOTH))
             else:
                 outcomes.append(stay(key, old, effect))
         return outcomes
