@@ -17,23 +17,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from core.errors import ConfigError
 from core.redact import mask_secrets
-from core.strategy_config import (  # noqa: F401 — re-exported while importers move over
-    Allocation,
-    CorrectionHedgeRule,
-    DriftRule,
-    FearGreedRule,
-    Frozen,
-    FundingExtremeRule,
-    FundingRegimeRule,
-    HurdleRule,
-    NegativeFundingRule,
-    Persistence,
-    PremiumRegimeRule,
-    RecoveryRule,
-    Rules,
-    Strategy,
-    VolatilitySpikeRule,
-)
+from core.strategy_config import Frozen, Strategy
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PRESETS_FILE = PROJECT_ROOT / "config" / "presets.toml"

@@ -13,7 +13,6 @@ from decimal import Decimal as D
 
 import pytest
 
-from core.config import Persistence
 from core.models import Close, FundingPrint, PerpQuote
 from core.signals import (
     funding_8h_series,
@@ -24,6 +23,7 @@ from core.signals import (
     log_returns,
     vol_ratio,
 )
+from core.strategy_config import Persistence
 
 NOW = datetime(2025, 6, 2, 8, tzinfo=UTC)
 RULES = [Persistence(), Persistence(mode="every"), Persistence(min_share=D("0.5"), min_prints=5)]
