@@ -10,9 +10,11 @@ cannot be reused while it is remembered; the table is emptied when full.
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
+V = TypeVar("V")
+X = TypeVar("X")
 
 
 class SameInputMemo(Generic[T]):
@@ -35,3 +37,72 @@ class SameInputMemo(Generic[T]):
             self._entries.clear()
         self._entries[key] = (inputs, value)
         return value
+
+
+class _Chain(Generic[V]):
+    """Items met in a row, the value of each with its predecessor (values[0] has none)."""
+
+    __slots__ = ("ids", "items", "last", "values")
+
+    def __init__(self, items: list[object], ids: list[int], values: list[V | None], last: object) -> None:
+        self.items = items  # kept alive: their ids stay theirs while the chain is remembered
+        self.ids = ids
+        self.values = values
+        self.last = last  # the converted last item, to extend the chain by one
+
+
+class PairChains(Generic[X, V]):
+    """`pair(convert(a), convert(b))` for consecutive items of windows sliding along a series.
+
+    A replay hands out the same series day after day as a window moved on by one item (the
+    closes of the last N days). Each window is matched against a chain of items met before: if
+    the chain holds it, its values are a slice of the chain's; if it is the chain plus one new
+    item, the chain grows by that item; otherwise the window starts a chain of its own. Only a
+    chain's newest item is registered for look-up, so a window that is never seen again (a live
+    snapshot's) costs one entry. Matching compares the items' identities, so equal values in
+    other objects never match; chains are dropped when they hold more than `limit` items.
+    """
+
+    def __init__(self, convert: Callable[[Any], X], pair: Callable[[X, X], V], limit: int) -> None:
+        self.convert, self.pair, self.limit = convert, pair, limit
+        self._where: dict[int, tuple[_Chain[V], int]] = {}  # id(item) → chain, its position
+        self._size = 0
+        self.has_none = False  # whether a remembered value is None (a pair with no value)
+
+    def values(self, items: tuple[Any, ...]) -> list[V]:
+        """The pair values of `items` in order (len(items) − 1 of them)."""
+        n = len(items)
+        if n < 2:
+            return []
+        ids = list(map(id, items))
+        hit = self._where.get(ids[-1])
+        if hit is not None:  # a window ending at an item met before
+            chain, j = hit
+            if j + 1 >= n and chain.ids[j - n + 1 : j + 1] == ids:
+                return chain.values[j - n + 2 : j + 1]
+        hit = self._where.get(ids[-2])
+        if hit is not None:  # a chain's newest items, and one more
+            chain, j = hit
+            if j == len(chain.ids) - 1 and j + 2 >= n and chain.ids[j - n + 2 : j + 1] == ids[:-1]:
+                x = self.convert(items[-1])
+                chain.items.append(items[-1])
+                chain.ids.append(ids[-1])
+                value = self.pair(chain.last, x)
+                chain.values.append(value)
+                chain.last = x
+                self.has_none = self.has_none or value is None
+                self._register(ids[-1], chain, j + 1, 1)
+                return chain.values[j - n + 3 : j + 2]
+        xs = list(map(self.convert, items))
+        values = list(map(self.pair, xs, xs[1:]))
+        self._register(ids[-1], _Chain(list(items), ids, [None, *values], xs[-1]), n - 1, n)
+        self.has_none = self.has_none or None in values
+        return values
+
+    def _register(self, key: int, chain: _Chain[V], position: int, items: int) -> None:
+        if self._size + items > self.limit:
+            self._where.clear()
+            self._size = 0
+            self.has_none = False
+        self._where[key] = (chain, position)
+        self._size += items

@@ -74,9 +74,13 @@ class Planner:
         self.settings = settings
         self.rules = dict(market_rules or {})
         self.warnings: list[str] = []
+        self._defaults: dict[str, MarketRule] = {}
 
     def rule(self, symbol: str, asset: str) -> MarketRule:
-        return self.rules.get(symbol) or default_rule(self.settings, asset)
+        found = self.rules.get(symbol) or self._defaults.get(asset)
+        if found is None:
+            found = self._defaults[asset] = default_rule(self.settings, asset)
+        return found
 
     def _reason(self, triggers: tuple[Trigger, ...], asset: str, scope: str, target: Decimal) -> str:
         own = [t.rule for t in triggers if t.asset in (asset, None)]
@@ -101,7 +105,8 @@ class Planner:
                     f"{self.settings.quote} is under the {rule.min_notional} minimum; skipped"
                 )
             return None
-        return replace(d, amount=amount)
+        d.amount = amount  # a draft is this planner's own working record
+        return d
 
     def spot_drafts(self, ev: Evaluation, snapshot: MarketSnapshot, portfolio: Portfolio,
                     triggers: tuple[Trigger, ...]) -> list[_Draft]:

@@ -14,7 +14,7 @@ from decimal import Decimal
 from types import MappingProxyType
 from typing import Any, Literal
 
-from core.memo import SameInputMemo
+from core.memo import PairChains, SameInputMemo
 from core.models import ZERO, AssetMarket, Close, FundingPrint, FutureQuote, MarketSnapshot, PerpQuote
 from core.strategy_config import Persistence
 
@@ -94,58 +94,24 @@ def log_returns(closes: Sequence[Close]) -> list[float]:
     if not isinstance(closes, tuple):
         prices = [float(c.price) for c in closes]
         return [math.log(b / a) for a, b in itertools.pairwise(prices) if a > 0 and b > 0]
-    # Consecutive replayed days share all but one close: each pair's return is computed once,
-    # and a window's remembered returns are looked up in one pass (no Python loop per pair).
-    pairs = list(itertools.pairwise(map(id, closes)))
-    try:
-        values = list(map(_PAIR_RETURNS.__getitem__, pairs))
-    except KeyError:
-        values = _missing_returns(closes, pairs)
-    else:
-        if not _NON_POSITIVE:  # no pair without a return is remembered: none can be here
-            return values
-    return [v for v in values if v is not None] if None in values else values
-
-
-def _missing_returns(closes: tuple[Close, ...], pairs: list[tuple[int, int]]) -> list[float | None]:
-    values = list(map(_PAIR_RETURNS.get, pairs, itertools.repeat(_UNKNOWN)))
-    if values.count(_UNKNOWN) == len(values):
-        # A window never seen: a live snapshot's, or a replay's first day. Only its newest pair
-        # is remembered; if that one is met again (the next replayed day), the rest are.
-        values = _pair_returns(closes)
-        _remember(pairs[-1], closes[-2], closes[-1], values[-1])
-        return values
-    for i, (a, b) in enumerate(itertools.pairwise(closes)):
-        if values[i] is _UNKNOWN:
-            values[i] = _pair_returns((a, b))[0]
-            _remember(pairs[i], a, b, values[i])
+    # Replayed days show the same closes as a window moved on by a day: each close is converted
+    # and each pair's return computed once, along a chain of closes (see core/memo.py).
+    values = _CLOSE_RETURNS.values(closes)
+    if _CLOSE_RETURNS.has_none and None in values:
+        return [v for v in values if v is not None]
     return values
 
 
-def _pair_returns(closes: Sequence[Close]) -> list[float | None]:
-    """Log returns of consecutive closes, None where a price is not positive."""
-    prices = [float(c.price) for c in closes]
-    return [math.log(y / x) if x > 0 and y > 0 else None for x, y in itertools.pairwise(prices)]
+def _log_return(a: float, b: float) -> float | None:
+    """The log return from price a to price b; None when a price is not positive."""
+    return math.log(b / a) if a > 0 and b > 0 else None
 
 
-def _remember(key: tuple[int, int], a: Close, b: Close, value: float | None) -> None:
-    global _NON_POSITIVE
-    if len(_PAIR_RETURNS) >= _PAIR_RETURNS_SIZE:
-        _PAIR_RETURNS.clear()
-        _PAIR_CLOSES.clear()
-        _NON_POSITIVE = False
-    _PAIR_RETURNS[key] = value
-    _NON_POSITIVE = _NON_POSITIVE or value is None
-    # Keeping both closes alive keeps their ids theirs while the pair is remembered.
-    _PAIR_CLOSES[key] = (a, b)
+def _price(close: Close) -> float:
+    return float(close.price)
 
 
-# (id(a), id(b)) of consecutive closes → their log return (None: a price was not positive).
-_PAIR_RETURNS: dict[tuple[int, int], float | None] = {}
-_PAIR_CLOSES: dict[tuple[int, int], tuple[Close, Close]] = {}
-_PAIR_RETURNS_SIZE = 16384
-# Whether a remembered pair has no return (a price not positive): a window can then hold one.
-_NON_POSITIVE = False
+_CLOSE_RETURNS: PairChains[float, float | None] = PairChains(_price, _log_return, 200_000)
 _UNKNOWN: Any = object()
 
 
@@ -328,12 +294,15 @@ def funding_held_window(perp: PerpQuote, now: datetime, days: int, unit: Unit,
     """print_window(funding_window(...)): the window judged by `rule`, once per snapshot."""
     if not isinstance(perp.funding_history, tuple):
         return print_window(_window(perp, now, days, unit), now, days, rule)
+    # Keyed by the rule's values: presets with equal persistence rules share the verdicts.
+    return _HELD.get((perp,), (now, days, unit, rule.mode, rule.min_share, rule.min_prints),
+                     lambda: _judge(perp, now, days, unit, rule))
 
-    def judge() -> PrintWindow:
-        # The cut is in time order and holds only the window: its first print is the earliest.
-        inside = _window(perp, now, days, unit)
-        return _judged(inside, inside[0][0] if inside else now, now, days, rule)
-    return _HELD.get((perp, rule), (now, days, unit), judge)
+
+def _judge(perp: PerpQuote, now: datetime, days: int, unit: Unit, rule: Persistence) -> PrintWindow:
+    inside = _cut(perp, now - timedelta(days=days), now, _CONVERT[unit])
+    # The cut is in time order and holds only the window: its first print is the earliest.
+    return _judged(inside, inside[0][0] if inside else now, now, days, rule)
 
 
 _WINDOWS: SameInputMemo[tuple] = SameInputMemo(1024)

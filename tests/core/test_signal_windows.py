@@ -7,6 +7,7 @@ numbers: the same Decimals and floats as converting the whole history, or the li
 
 from __future__ import annotations
 
+import itertools
 import random
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal as D
@@ -95,3 +96,29 @@ def test_remembered_pair_returns_give_the_same_volatility_as_the_list_path(seed)
             assert log_returns(window) == log_returns(list(window))
             for short, long in ((7, 30), (3, 10)):
                 assert vol_ratio(window, short, long) == vol_ratio(list(window), short, long)
+
+
+def test_pair_chains_match_windows_that_slide_jump_shrink_and_copy():
+    from core.memo import PairChains
+
+    rng = random.Random(3)
+    series = list(range(1, 400))
+    other = [x + 0 for x in series]  # equal values, some in other objects
+    floats = [float(x) + 0.5 for x in series]  # new objects: identity decides, not equality
+    chains = PairChains(float, lambda a, b: b - a, limit=300)
+    start, end = 0, 30
+    for _ in range(2000):
+        move = rng.random()
+        if move < 0.6:
+            start, end = start + 1, end + 1  # the next day
+        elif move < 0.7:
+            start = min(end - 1, start + rng.randint(1, 5))  # a shorter window
+        elif move < 0.8:
+            start, end = rng.randint(0, 300), 0
+            end = start + rng.randint(0, 60)  # anywhere
+        if end > len(series):
+            start, end = 0, 30
+        source = rng.choice([series, other, floats])
+        window = tuple(source[start:end])
+        expected = [float(b) - float(a) for a, b in itertools.pairwise(window)]
+        assert chains.values(window) == expected
