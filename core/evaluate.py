@@ -113,6 +113,9 @@ def drift_triggers(valuation: Valuation, targets: Targets, band_pp, assets: Iter
                              f"{pct(target + band_pp / 100, 1)}"),
                 values={"weight": pct(weight), "target": pct(target), "band_pp": str(band_pp),
                         "drift_pp": f"{drift_pp(weight, target):+.2f}"}))
+        if not (valuation.futures_notional.get(asset) or targets.futures.get(asset)
+                or targets.hedged.get(asset)):
+            continue  # no futures held nor targeted: no futures drift (band_pp > 0)
         fw, ft = valuation.futures_weight(asset), targets.futures_weight(asset)
         if asset not in fresh.stale_perp and outside_band(fw, ft, band_pp):
             scopes.add("futures")

@@ -114,3 +114,36 @@ def transition(
 
 def stay(key: str, old: RuleState, effect: Effect | None, warnings: tuple[str, ...] = ()) -> Outcome:
     return Outcome(key, old, None, effect, frozenset(), warnings)
+
+
+class Resting:
+    """A per-asset rule's keys, effects and resting outcomes, made once per asset.
+
+    A rule resting in a state returns the same outcome object cycle after cycle (the state
+    object carries over unchanged), so the many assets and books of a backtest do not build
+    them anew. Effects must depend only on the asset (and the rule's config).
+    """
+
+    def __init__(self, name: str, effect: Callable[[str], Effect]) -> None:
+        self.name, self._effect = name, effect
+        self._keys: dict[str, str] = {}
+        self._effects: dict[str, Effect] = {}
+        self._outcomes: dict[str, Outcome] = {}
+
+    def key(self, asset: str) -> str:
+        key = self._keys.get(asset)
+        if key is None:
+            key = self._keys[asset] = f"{self.name}:{asset}"
+        return key
+
+    def effect(self, asset: str) -> Effect:
+        effect = self._effects.get(asset)
+        if effect is None:
+            effect = self._effects[asset] = self._effect(asset)
+        return effect
+
+    def stay(self, key: str, old: RuleState, effect: Effect | None) -> Outcome:
+        hit = self._outcomes.get(key)
+        if hit is None or hit.state is not old or hit.effect is not effect:
+            hit = self._outcomes[key] = Outcome(key, old, None, effect, frozenset(), ())
+        return hit

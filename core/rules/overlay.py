@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from decimal import Decimal
 
 from core.models import ZERO, PerpQuote
-from core.rules.base import Outcome, RuleContext, RuleState, carry_state, pct, stay, transition
+from core.rules.base import Outcome, Resting, RuleContext, RuleState, carry_state, pct, stay, transition
 from core.signals import funding_held_window, rate_per_8h
 from core.strategy_config import CorrectionHedgeRule, FearGreedRule, FundingExtremeRule, NegativeFundingRule
 from core.targets import Targets
@@ -27,6 +27,7 @@ class FearGreedExtreme:
 
     def __init__(self, cfg: FearGreedRule) -> None:
         self.cfg = cfg
+        self.resting = Resting(self.name, lambda _asset: to_net_neutral)
 
     def evaluate(self, ctx: RuleContext, states: Mapping[str, RuleState]) -> list[Outcome]:
         cfg, key = self.cfg, self.name
@@ -34,22 +35,24 @@ class FearGreedExtreme:
         effect = to_net_neutral if old.state == "fear" else None
         fg = ctx.snapshot.fear_greed
         if fg is None or ctx.freshness.fear_greed_stale:
-            return [stay(key, old, effect)]
+            return [self.resting.stay(key, old, effect)]
+        crossed = (old.state == "normal" and fg.value < cfg.below) or (
+            old.state == "fear" and fg.value > cfg.reset_above)
+        if not crossed:
+            return [self.resting.stay(key, old, effect)]
         values = {"fear_greed": str(fg.value), "label": fg.label, "below": str(cfg.below),
                   "reset_above": str(cfg.reset_above)}
-        if old.state == "normal" and fg.value < cfg.below:
+        if old.state == "normal":
             return [transition(
                 key, old, "fear", ctx.now, rule=key, asset=None,
                 explanation=(f"Fear & Greed is {fg.value} ({fg.label}), below {cfg.below}: move the "
                              "futures book to net neutral until sentiment improves"),
                 values=values, effect=to_net_neutral, scopes=FUTURES)]
-        if old.state == "fear" and fg.value > cfg.reset_above:
-            return [transition(
-                key, old, "normal", ctx.now, rule=key, asset=None,
-                explanation=(f"Fear & Greed recovered to {fg.value} ({fg.label}), above "
-                             f"{cfg.reset_above}: restore the target net long futures exposure"),
-                values=values, effect=None, scopes=FUTURES)]
-        return [stay(key, old, effect)]
+        return [transition(
+            key, old, "normal", ctx.now, rule=key, asset=None,
+            explanation=(f"Fear & Greed recovered to {fg.value} ({fg.label}), above "
+                         f"{cfg.reset_above}: restore the target net long futures exposure"),
+            values=values, effect=None, scopes=FUTURES)]
 
 
 class _PerAssetFunding:

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from decimal import Decimal
 
 from core.models import ZERO
-from core.rules.base import Outcome, RuleContext, RuleState, Scope, carry_state, pct, stay, transition
+from core.rules.base import Outcome, Resting, RuleContext, RuleState, Scope, carry_state, pct, transition
 from core.signals import vol_ratios
 from core.strategy_config import VolatilitySpikeRule
 from core.targets import Targets
@@ -19,6 +19,7 @@ class VolatilitySpike:
 
     def __init__(self, cfg: VolatilitySpikeRule) -> None:
         self.cfg = cfg
+        self.resting = Resting(self.name, self.effect)
 
     def effect(self, asset: str):
         keep = 1 - self.cfg.reduce_by
@@ -38,13 +39,14 @@ class VolatilitySpike:
     def evaluate(self, ctx: RuleContext, states: Mapping[str, RuleState]) -> list[Outcome]:
         cfg, outcomes = self.cfg, []
         ratios = vol_ratios(ctx.snapshot, cfg.short_days, cfg.long_days)
+        resting = self.resting
         for asset in sorted(ctx.snapshot.assets):
-            key = f"{self.name}:{asset}"
+            key = resting.key(asset)
             old = carry_state(key, states, "normal", ctx.now)
-            effect = self.effect(asset) if old.state == "spike" else None
+            effect = resting.effect(asset) if old.state == "spike" else None
             ratio = None if asset in ctx.freshness.closes_stale else ratios[asset]
             if ratio is None:
-                outcomes.append(stay(key, old, effect))
+                outcomes.append(resting.stay(key, old, effect))
                 continue
             if old.state == "normal" and ratio >= cfg.ratio:
                 outcomes.append(transition(
@@ -52,7 +54,7 @@ class VolatilitySpike:
                     explanation=(f"{asset} {cfg.short_days}-day volatility is {ratio:.2f}× its "
                                  f"{cfg.long_days}-day baseline (≥ {cfg.ratio}×): risk per unit "
                                  f"held jumped, reduce {asset} by {pct(cfg.reduce_by, 0)}"),
-                    values=self.values(ratio), effect=self.effect(asset), scopes=BOTH))
+                    values=self.values(ratio), effect=resting.effect(asset), scopes=BOTH))
             elif old.state == "spike" and ratio < cfg.reset_ratio:
                 outcomes.append(transition(
                     key, old, "normal", ctx.now, rule=self.name, asset=asset,
@@ -60,5 +62,5 @@ class VolatilitySpike:
                                  f"(< {cfg.reset_ratio}×): back to the target weight"),
                     values=self.values(ratio), effect=None, scopes=BOTH))
             else:
-                outcomes.append(stay(key, old, effect))
+                outcomes.append(resting.stay(key, old, effect))
         return outcomes
