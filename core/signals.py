@@ -25,7 +25,7 @@ EIGHT_HOURS = Decimal(8)
 
 
 # Replayed snapshots are shared by every run of a backtest: see core/memo.py.
-_VOL_RATIOS: SameInputMemo[Decimal | None] = SameInputMemo()
+_VOL_RATIOS: SameInputMemo[Decimal | None] = SameInputMemo(128)
 _FUNDING_SERIES: SameInputMemo[tuple] = SameInputMemo()
 _INTERVALS: SameInputMemo[list] = SameInputMemo()
 _TIME = operator.attrgetter("time")
@@ -111,7 +111,7 @@ def _price(close: Close) -> float:
     return float(close.price)
 
 
-_CLOSE_RETURNS: PairChains[float, float | None] = PairChains(_price, _log_return, 200_000)
+_CLOSE_RETURNS: PairChains[float, float | None] = PairChains(_price, _log_return, 16_384)
 _UNKNOWN: Any = object()
 
 
@@ -305,9 +305,9 @@ def _judge(perp: PerpQuote, now: datetime, days: int, unit: Unit, rule: Persiste
     return _judged(inside, inside[0][0] if inside else now, now, days, rule)
 
 
-_WINDOWS: SameInputMemo[tuple] = SameInputMemo(1024)
-_HELD: SameInputMemo[PrintWindow] = SameInputMemo(1024)
-_ORDERED: SameInputMemo[list[datetime] | None] = SameInputMemo(256)
+_WINDOWS: SameInputMemo[tuple] = SameInputMemo(256)
+_HELD: SameInputMemo[PrintWindow] = SameInputMemo(256)
+_ORDERED: SameInputMemo[list[datetime] | None] = SameInputMemo(128)
 
 
 def _window(perp: PerpQuote, now: datetime, days: float, unit: Unit) -> Sequence[tuple[datetime, Decimal]]:
