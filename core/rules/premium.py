@@ -4,11 +4,15 @@ Seed 002 reads "the annualized premium for the nearest-month contract (or perpet
 annualized)". A dated future's basis is one price for the carry over the contract's whole life,
 so its quote is compared with the table as it is. A perpetual's funding print is one 8-hour
 payment, and one hot or cold print says little about the market's structure: judged print by
-print, premium-daa flipped its regime on 965 of 2,324 days of 2020–2026 history. So a perpetual's
-premium is judged on the settled prints of the last `hold_days` (3 days: 9 prints at 8 h), by
-the strategy's persistence rule (`[strategy.rules.persistence]`: by default the mean past the
-threshold and at least 80% of the prints past it). Each edge of the table is crossed only when
-the premium has held past it; in between (a mixed window) the regime stays where it is.
+print, premium-daa changed regime 1,110 times on five assets over 2020–2026 and rebalanced on
+962 of 2,324 days. So a perpetual's premium is judged on the settled prints of the last
+`hold_days` (3 days: 9 prints at 8 h) by the strategy's persistence rule
+(`[strategy.rules.persistence]`: by default the mean past the threshold and at least 80% of the
+prints past it). Each edge of the table is crossed only when the premium has held past it; in
+between (a mixed window) the regime stays where it is. Over the same history that is 117 regime
+changes and 292 days with a rebalance; the basis trade and the de-risk hold about as long as
+before (15% and 13% of asset-days), accumulation, which single deep prints used to start, less
+(0.3% of asset-days, from 1.8%).
 """
 
 from __future__ import annotations
@@ -85,9 +89,7 @@ def premium_reading(market: AssetMarket, now: datetime, days: int, rule: Persist
         if future is not None:
             apr = basis_apr(future.price, market.spot.price, future.expiry, now)
             if apr is not None:
-                quoted = apr
-                return Reading(quoted, f"basis of {future.symbol}", lambda x: quoted > x,
-                               lambda x: quoted < x)
+                return Reading(apr, f"basis of {future.symbol}", lambda x: apr > x, lambda x: apr < x)
     perp = market.perp
     if perp is None:
         return None
@@ -97,8 +99,8 @@ def premium_reading(market: AssetMarket, now: datetime, days: int, rule: Persist
 
     def held(direction: Direction) -> Past:
         return lambda x: window.held(x, direction).held
-    share = f"{len(window.values)} funding prints of {perp.symbol} over {days} days"
-    return Reading(window.mean, f"mean of {share}", held("above"), held("below"))
+    prints = f"{len(window.values)} funding prints of {perp.symbol} over {days} days"
+    return Reading(window.mean, f"mean of {prints}", held("above"), held("below"))
 
 
 class PremiumRegime:
