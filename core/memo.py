@@ -9,12 +9,11 @@ cannot be reused while it is remembered; the table is emptied when full.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
 from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 V = TypeVar("V")
-X = TypeVar("X")
 
 
 class SameInputMemo(Generic[T]):
@@ -42,17 +41,16 @@ class SameInputMemo(Generic[T]):
 class _Chain(Generic[V]):
     """Items met in a row, the value of each with its predecessor (values[0] has none)."""
 
-    __slots__ = ("ids", "items", "last", "values")
+    __slots__ = ("ids", "items", "values")
 
-    def __init__(self, items: list[object], ids: list[int], values: list[V | None], last: object) -> None:
+    def __init__(self, items: list[object], ids: list[int], values: list[V | None]) -> None:
         self.items = items  # kept alive: their ids stay theirs while the chain is remembered
         self.ids = ids
         self.values = values
-        self.last = last  # the converted last item, to extend the chain by one
 
 
-class PairChains(Generic[X, V]):
-    """`pair(convert(a), convert(b))` for consecutive items of windows sliding along a series.
+class PairChains(Generic[V]):
+    """`pairs(items)`: a value for each two consecutive items, for windows sliding along a series.
 
     A replay hands out the same series day after day as a window moved on by one item (the
     closes of the last N days). Each window is matched against a chain of items met before: if
@@ -61,10 +59,11 @@ class PairChains(Generic[X, V]):
     chain's newest item is registered for look-up, so a window that is never seen again (a live
     snapshot's) costs one entry. Matching compares the items' identities, so equal values in
     other objects never match; chains are dropped when they hold more than `limit` items.
+    `pairs` must give each pair's value from those two items alone.
     """
 
-    def __init__(self, convert: Callable[[Any], X], pair: Callable[[X, X], V], limit: int) -> None:
-        self.convert, self.pair, self.limit = convert, pair, limit
+    def __init__(self, pairs: Callable[[Sequence[Any]], list[V]], limit: int) -> None:
+        self.pairs, self.limit = pairs, limit
         self._where: dict[int, tuple[_Chain[V], int]] = {}  # id(item) → chain, its position
         self._size = 0
         self.has_none = False  # whether a remembered value is None (a pair with no value)
@@ -84,18 +83,15 @@ class PairChains(Generic[X, V]):
         if hit is not None:  # a chain's newest items, and one more
             chain, j = hit
             if j == len(chain.ids) - 1 and j + 2 >= n and chain.ids[j - n + 2 : j + 1] == ids[:-1]:
-                x = self.convert(items[-1])
+                [value] = self.pairs(items[-2:])
                 chain.items.append(items[-1])
                 chain.ids.append(ids[-1])
-                value = self.pair(chain.last, x)
                 chain.values.append(value)
-                chain.last = x
                 self.has_none = self.has_none or value is None
                 self._register(ids[-1], chain, j + 1, 1)
                 return chain.values[j - n + 3 : j + 2]
-        xs = list(map(self.convert, items))
-        values = list(map(self.pair, xs, xs[1:]))
-        self._register(ids[-1], _Chain(list(items), ids, [None, *values], xs[-1]), n - 1, n)
+        values = self.pairs(items)
+        self._register(ids[-1], _Chain(list(items), ids, [None, *values]), n - 1, n)
         self.has_none = self.has_none or None in values
         return values
 

@@ -102,16 +102,13 @@ def log_returns(closes: Sequence[Close]) -> list[float]:
     return values
 
 
-def _log_return(a: float, b: float) -> float | None:
-    """The log return from price a to price b; None when a price is not positive."""
-    return math.log(b / a) if a > 0 and b > 0 else None
+def _pair_returns(closes: Sequence[Close]) -> list[float | None]:
+    """The log return of each two consecutive closes; None where a price is not positive."""
+    prices = [float(c.price) for c in closes]
+    return [math.log(b / a) if a > 0 and b > 0 else None for a, b in itertools.pairwise(prices)]
 
 
-def _price(close: Close) -> float:
-    return float(close.price)
-
-
-_CLOSE_RETURNS: PairChains[float, float | None] = PairChains(_price, _log_return, 16_384)
+_CLOSE_RETURNS: PairChains[float | None] = PairChains(_pair_returns, 16_384)
 _UNKNOWN: Any = object()
 
 
@@ -352,37 +349,60 @@ _PRINT_VALUES_SIZE = 8192
 def _convert_run(prints: Sequence[FundingPrint], lo: int, hi: int, fallback: Decimal,
                  convert: Callable[[Decimal, Decimal], Decimal]) -> tuple:
     """prints[lo:hi] (in time order) converted, each with the interval from its predecessor."""
-    out, new = [], []
     remembered = _PRINT_VALUES[convert]
+    window = prints[lo:hi]
+    if not any(map(remembered.__contains__, map(id, window))):
+        # A window never seen (a live snapshot's, a replay's first day): converted in one pass,
+        # and only its newest print is remembered; once that one is met again (the next
+        # replayed day), the window's new prints are all remembered.
+        out = _convert_all(prints, lo, hi, fallback, convert)
+        if out:
+            _remember_prints(remembered, [(window[-1], prints[hi - 2] if hi - 1 > 0 else None,
+                                           fallback, out[-1])])
+        return tuple(out)
+    values, new = [], []
     previous: FundingPrint | None = prints[lo - 1] if lo > 0 else None
-    for i in range(lo, hi):
-        p = prints[i]
+    for p in window:
         hit = remembered.get(id(p))
         if hit is None or hit[1] is not previous or hit[2] is not fallback:
-            interval = fallback
-            if previous is not None:
-                delta = p.time - previous.time
-                gap = _GAPS.get(delta, _UNKNOWN)
-                if gap is _UNKNOWN:
-                    if len(_GAPS) >= 1024:
-                        _GAPS.clear()
-                    gap = _GAPS[delta] = _gap_interval(delta.total_seconds())
-                if gap is not None:
-                    interval = gap
+            interval = fallback if previous is None else _interval_of(p.time - previous.time, fallback)
             # The entry keeps the print, its predecessor and the fallback alive: ids stay theirs.
             hit = (p, previous, fallback, (p.time, convert(p.rate, interval)))
             new.append(hit)
-        out.append(hit[3])
+        values.append(hit[3])
         previous = p
-    if new:
-        # A window never seen (a live snapshot's, a replay's first day) leaves only its newest
-        # print; once that one is met again (the next replayed day), the window's prints stay.
-        keep = new if len(new) < len(out) else new[-1:]
-        if len(remembered) + len(keep) > _PRINT_VALUES_SIZE:
-            remembered.clear()
-        remembered.update((id(entry[0]), entry) for entry in keep)
-    return tuple(out)
+    _remember_prints(remembered, new)
+    return tuple(values)
+
+
+def _convert_all(prints: Sequence[FundingPrint], lo: int, hi: int, fallback: Decimal,
+                 convert: Callable[[Decimal, Decimal], Decimal]) -> list[tuple[datetime, Decimal]]:
+    times = list(map(_TIME, prints[max(lo - 1, 0):hi]))
+    intervals = [_interval_of(d, fallback) for d in map(operator.sub, times[1:], times)]
+    if lo == 0 and hi > 0:
+        intervals.insert(0, fallback)  # the first print has no predecessor
+        times.insert(0, times[0])
+    return list(zip(times[1:], map(convert, map(_RATE, prints[lo:hi]), intervals), strict=True))
+
+
+def _remember_prints(remembered: dict, entries: list) -> None:
+    if not entries:
+        return
+    if len(remembered) + len(entries) > _PRINT_VALUES_SIZE:
+        remembered.clear()
+    remembered.update((id(entry[0]), entry) for entry in entries)
+
+
+def _interval_of(gap: timedelta, fallback: Decimal) -> Decimal:
+    """The interval a gap between prints stands for (1–8 whole hours), else `fallback`."""
+    hours = _GAPS.get(gap, _UNKNOWN)
+    if hours is _UNKNOWN:
+        if len(_GAPS) >= 1024:
+            _GAPS.clear()
+        hours = _GAPS[gap] = _gap_interval(gap.total_seconds())
+    return fallback if hours is None else hours
 
 
 # Gaps between prints → the interval they stand for (a handful of distinct gaps in practice).
 _GAPS: dict[timedelta, Decimal | None] = {}
+_RATE = operator.attrgetter("rate")

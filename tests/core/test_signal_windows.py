@@ -105,7 +105,7 @@ def test_pair_chains_match_windows_that_slide_jump_shrink_and_copy():
     series = list(range(1, 400))
     other = [x + 0 for x in series]  # equal values, some in other objects
     floats = [float(x) + 0.5 for x in series]  # new objects: identity decides, not equality
-    chains = PairChains(float, lambda a, b: b - a, limit=300)
+    chains = PairChains(lambda xs: [float(b) - float(a) for a, b in itertools.pairwise(xs)], limit=300)
     start, end = 0, 30
     for _ in range(2000):
         move = rng.random()
