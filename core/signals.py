@@ -223,6 +223,23 @@ class PrintWindow:
         ok = share == 1 if self.rule.mode == "every" else (mean_ok and share >= self.rule.min_share)
         return Held(ok, len(values), share, mean)
 
+    def holds(self, threshold: Decimal, direction: Direction) -> bool:
+        """`held(threshold, direction).held`, without working out the numbers it does not need."""
+        mean, values = self.mean, self.values
+        if not self.complete or mean is None:
+            return False
+        if self.rule.mode == "every":
+            if direction == "above":
+                return all(v > threshold for v in values)
+            return all(v < threshold for v in values)
+        if not (mean > threshold if direction == "above" else mean < threshold):
+            return False
+        if direction == "above":
+            passing = sum(1 for v in values if v > threshold)
+        else:
+            passing = sum(1 for v in values if v < threshold)
+        return Decimal(passing) / Decimal(len(values)) >= self.rule.min_share
+
 
 def print_window(
     values: Sequence[tuple[datetime, Decimal]], now: datetime, window_days: int, rule: Persistence

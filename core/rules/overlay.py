@@ -113,8 +113,8 @@ class FundingExtreme(_PerAssetFunding):
         if old.state == "normal":
             window = funding_held_window(perp, ctx.now, cfg.hold_days, "8h",
                                          ctx.strategy.rules.persistence)
-            verdict = window.held(cfg.rate_8h_above, "above")
-            if verdict.held:
+            if window.holds(cfg.rate_8h_above, "above"):
+                verdict = window.held(cfg.rate_8h_above, "above")
                 return "extreme", (
                     f"{asset} funding stayed above {pct(cfg.rate_8h_above, 3)}/8h for {cfg.hold_days} "
                     f"days ({verdict.describe('/8h')}): excessive greed, cut the net long futures "
@@ -152,8 +152,8 @@ class NegativeFunding(_PerAssetFunding):
         if old.state == "normal":
             window = funding_held_window(perp, ctx.now, cfg.hold_days, "8h",
                                          ctx.strategy.rules.persistence)
-            verdict = window.held(cfg.rate_8h_below, "below")
-            if verdict.held:
+            if window.holds(cfg.rate_8h_below, "below"):
+                verdict = window.held(cfg.rate_8h_below, "below")
                 return "negative", (
                     f"{asset} funding stayed below {pct(cfg.rate_8h_below, 3)}/8h for {cfg.hold_days} "
                     f"days ({verdict.describe('/8h')}): crowded shorts, add net long futures up to "

@@ -98,7 +98,7 @@ def premium_reading(market: AssetMarket, now: datetime, days: int, rule: Persist
         return None
 
     def held(direction: Direction) -> Past:
-        return lambda x: window.held(x, direction).held
+        return lambda x: window.holds(x, direction)
     prints = f"{len(window.values)} funding prints of {perp.symbol} over {days} days"
     return Reading(window.mean, f"mean of {prints}", held("above"), held("below"))
 

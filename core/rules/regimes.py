@@ -54,9 +54,9 @@ class FundingRegime:
         persistence = ctx.strategy.rules.persistence
         if old.state == "low":
             window = funding_held_window(market.perp, ctx.now, cfg.hold_days, "apr", persistence)
-            verdict = window.held(cfg.enter_apr, "above")
-            if not verdict.held:
+            if not window.holds(cfg.enter_apr, "above"):
                 return [stay(key, old, effect)]
+            verdict = window.held(cfg.enter_apr, "above")
             carry = expected_carry(ctx, asset)
             if carry is None or carry < self.hurdle.min_apr:
                 return [stay(key, old, effect, (
@@ -76,9 +76,9 @@ class FundingRegime:
                 scopes=frozenset({"spot", "futures"}),
             )]
         window = funding_held_window(market.perp, ctx.now, cfg.exit_hold_days, "apr", persistence)
-        verdict = window.held(cfg.exit_apr, "below")
-        if not verdict.held:
+        if not window.holds(cfg.exit_apr, "below"):
             return [stay(key, old, effect)]
+        verdict = window.held(cfg.exit_apr, "below")
         return [transition(
             key, old, "low", ctx.now, rule=key, asset=asset,
             explanation=(
@@ -117,10 +117,11 @@ class Recovery:
         bounce = market.spot.price / low - 1
         ratio = vol_ratio(market.closes)
         bottoming = bounce >= cfg.bounce_from_low and ratio is not None and ratio < 1
-        verdict = funding_held_window(market.perp, ctx.now, cfg.hold_days, "apr",
-                                      ctx.strategy.rules.persistence).held(cfg.funding_apr_above, "above")
-        if not (bottoming and verdict.held):
+        window = funding_held_window(market.perp, ctx.now, cfg.hold_days, "apr",
+                                     ctx.strategy.rules.persistence)
+        if not (bottoming and window.holds(cfg.funding_apr_above, "above")):
             return [stay(key, old, None)]
+        verdict = window.held(cfg.funding_apr_above, "above")
         return [transition(
             key, old, "recovered", ctx.now, rule=key, asset=asset,
             explanation=(

@@ -122,3 +122,15 @@ def test_pair_chains_match_windows_that_slide_jump_shrink_and_copy():
         window = tuple(source[start:end])
         expected = [float(b) - float(a) for a, b in itertools.pairwise(window)]
         assert chains.values(window) == expected
+
+
+def test_holds_is_the_verdict_of_held():
+    rng = random.Random(9)
+    for _ in range(300):
+        prints = _history(rng, [8, 4], rng.randint(0, 40))
+        perp = _perp(tuple(prints))
+        for rule in RULES:
+            window = funding_held_window(perp, NOW, rng.choice([1, 3, 5]), "8h", rule)
+            for threshold in (D("-0.0002"), D("0"), D("0.0001"), D("0.0003")):
+                for direction in ("above", "below"):
+                    assert window.holds(threshold, direction) == window.held(threshold, direction).held
