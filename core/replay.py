@@ -51,6 +51,8 @@ def funding_days_needed(settings: Settings) -> int:
         holds.append(r.funding_extreme.hold_days)
     if r.negative_funding.enabled:
         holds.append(r.negative_funding.hold_days)
+    if r.premium_regime.enabled:
+        holds.append(r.premium_regime.hold_days)
     # One spare day so that the first print inside a window still has its predecessor, from
     # which its own interval is measured: verdicts are then the same as with a longer history.
     return max(holds) + 2

@@ -9,7 +9,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class Frozen(BaseModel):
@@ -104,6 +104,8 @@ class PremiumRegimeRule(Frozen):
     basis_share: Decimal = Decimal("0.30")
     derisk_spot_share: Decimal = Decimal("0.50")
     derisk_mode: Literal["sell", "hedge"] = "sell"
+    # Days of settled prints a perpetual's premium is judged on (a dated basis needs none).
+    hold_days: int = Field(3, ge=2)
 
 
 class VolatilitySpikeRule(Frozen):

@@ -44,8 +44,8 @@ LABELS = {
     "basis": "moderate contango: open the basis trade (buy spot, short futures)",
     "derisk": "extreme contango: de-risk spot into stablecoins",
 }
-# Days of settled funding prints a perpetual's premium is judged on, until the config model
-# carries `premium_regime.hold_days` (then that value applies).
+# The default of `premium_regime.hold_days`: days of settled prints a perpetual's premium is
+# judged on (9 prints at 8 h).
 DEFAULT_HOLD_DAYS = 3
 
 Past = Callable[[Decimal], bool]
@@ -53,7 +53,7 @@ Past = Callable[[Decimal], bool]
 
 def hold_days(cfg: PremiumRegimeRule) -> int:
     """The persistence window of the perpetual premium, in days."""
-    return int(getattr(cfg, "hold_days", DEFAULT_HOLD_DAYS))
+    return cfg.hold_days
 
 
 def next_state(cfg: PremiumRegimeRule, state: str, above: Past, below: Past) -> str:

@@ -38,6 +38,9 @@ def _run(history_rate, last=None, state=None, interval_h=8, prints=None):
 def test_the_window_is_three_days_of_settled_prints():
     assert DEFAULT_HOLD_DAYS == 3
     assert hold_days(settings_for("premium-daa").strategy.rules.premium_regime) == 3
+    # …and the config can change it.
+    longer = settings_for("premium-daa", rules={"premium_regime": {"hold_days": 5}})
+    assert hold_days(longer.strategy.rules.premium_regime) == 5
 
 
 def test_one_print_above_20pct_does_not_flip_premium_daa_to_derisk():
