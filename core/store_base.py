@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Self
 
 from sqlite_utils import Database
+from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_random
 
 from core.errors import StoreError
 from core.store_schema import migrate, schema_version
@@ -30,6 +31,27 @@ def _owner() -> tuple[int, int | None]:
     except RuntimeError:  # no running event loop in this thread
         task = None
     return threading.get_ident(), None if task is None else id(task)
+
+
+def _is_locked(exc: BaseException) -> bool:
+    return isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc)
+
+
+def _switch_to_wal(conn: sqlite3.Connection, busy_ms: int) -> str:
+    """Set WAL journaling and return the mode now in force.
+
+    SQLite does not call the busy handler for this pragma, so two processes creating the same
+    file at once would see "database is locked"; retry it for up to the busy timeout instead.
+    """
+    for attempt in Retrying(
+        retry=retry_if_exception(_is_locked),
+        stop=stop_after_delay(busy_ms / 1000),
+        wait=wait_random(0.005, 0.05),
+        reraise=True,
+    ):
+        with attempt:
+            return str(conn.execute("PRAGMA journal_mode = WAL").fetchone()[0])
+    raise AssertionError("unreachable: Retrying either returns or re-raises")
 
 
 class StoreBase:
@@ -80,7 +102,7 @@ class StoreBase:
         try:
             conn.execute(f"PRAGMA busy_timeout = {int(busy_ms)}")
             if wal:
-                mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+                mode = _switch_to_wal(conn, busy_ms)
                 if str(mode).lower() != "wal":
                     raise StoreError(f"store {path} cannot use WAL journaling (got {mode})")
             conn.execute("PRAGMA foreign_keys = ON")
