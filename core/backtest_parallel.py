@@ -1,13 +1,15 @@
 """Backtests on two cores: the caller's process and one forked child, results back by pipe.
 
-The child inherits the history frame through fork (nothing is pickled on the way in). Presets
-that read the same funding series are kept in one process so that each process computes a
-day's signals once for all of its runs. Without fork, or with one CPU, everything runs here.
+The child inherits the history frame through fork (nothing is pickled on the way in), and with
+it the replay: every day's snapshot and the signal tables are built once, before the fork, for
+both processes. The presets are split by their estimated cost, so that both finish together.
+Without fork, or with one CPU, everything runs here.
 """
 
 from __future__ import annotations
 
 import gc
+import math
 import multiprocessing
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -15,7 +17,16 @@ from datetime import date
 from decimal import Decimal
 from typing import TypeVar
 
-from core.backtest import DEFAULT_INITIAL, BacktestResult, Progress, preset_settings, run_presets
+from core.backtest import (
+    BASELINES,
+    DEFAULT_INITIAL,
+    BacktestResult,
+    Progress,
+    preset_settings,
+    run_presets,
+    shared_replay,
+    trading_days,
+)
 from core.config import Settings
 from core.history_csv import HistoryFrame
 
@@ -80,28 +91,44 @@ def in_two(mine: Callable[[Progress], list[T]], theirs: Callable[[Progress], lis
     return [*ours, *payload]
 
 
-def signal_family(settings: Settings) -> tuple[bool, bool]:
-    """Which funding series a strategy's rules read: (APR series, per-8h series)."""
-    r = settings.strategy.rules
-    return (r.funding_regime.enabled or r.recovery.enabled,
-            r.funding_extreme.enabled or r.negative_funding.enabled)
+# What a preset's books cost, in units of one book's day without rules of its own (settlement,
+# valuation, drift and the volatility spike, which every preset has). Measured over 2020–2026
+# on five assets: the premium table judges every asset's funding window every day and about
+# doubles a book; a funding overlay reads every asset too but mostly rests; a regime rule
+# reads one asset. A baseline (drift alone, traded at most monthly or on its band) costs half
+# a book. Only the balance of the split depends on these numbers, never a result.
+BOOK_COST = 1.0
+RULE_COSTS = {"premium_regime": 1.0, "funding_extreme": 0.3, "negative_funding": 0.3,
+              "correction_hedge": 0.3, "funding_regime": 0.2, "recovery": 0.2, "fear_greed": 0.1}
+BASELINE_COST = 0.5
 
 
-def split_presets(settings: Settings, presets: Sequence[str], parts: int = 2) -> list[list[str]]:
-    """Presets in `parts` groups of similar size; presets reading a funding series stay together.
+def preset_cost(settings: Settings, baselines: bool = True) -> float:
+    """The estimated cost of backtesting a strategy (and its baselines), in book-days."""
+    rules = settings.strategy.rules
+    cost = BOOK_COST + sum(w for name, w in RULE_COSTS.items() if getattr(rules, name).enabled)
+    return cost + (len(BASELINES) * BASELINE_COST if baselines else 0.0)
 
-    Presets that read no funding series cost the same anywhere, so they fill the gaps last.
+
+def split_presets(settings: Settings, presets: Sequence[str], baselines: bool = True) -> list[list[str]]:
+    """The presets in two groups of the most even estimated cost (`preset_cost`)."""
+    return split_by_cost(presets, [preset_cost(preset_settings(settings, p), baselines) for p in presets])
+
+
+def split_by_cost(names: Sequence[str], costs: Sequence[float]) -> list[list[str]]:
+    """`names` in two groups whose costs add up most evenly, each group in the given order.
+
+    Every split is tried (2^(n−1) for n names: 64 for seven presets); of equally even ones the
+    first found wins, so the same names and costs always split the same way.
     """
-    families: dict[tuple[bool, bool], list[str]] = {}
-    loose: list[str] = []
-    for p in presets:
-        family = signal_family(preset_settings(settings, p))
-        (families.setdefault(family, []) if any(family) else loose).append(p)
-    groups: list[list[str]] = [[] for _ in range(parts)]
-    for members in sorted(families.values(), key=len, reverse=True):
-        min(groups, key=len).extend(members)
-    for p in loose:
-        min(groups, key=len).append(p)
+    total, best, best_load = sum(costs), 0, math.inf
+    for mask in range(1 << max(len(names) - 1, 0)):  # the last name always in the second group
+        load = sum(c for i, c in enumerate(costs) if mask >> i & 1)
+        heavier = max(load, total - load)
+        if heavier < best_load - 1e-9:
+            best, best_load = mask, heavier
+    groups = [[n for i, n in enumerate(names) if best >> i & 1],
+              [n for i, n in enumerate(names) if not best >> i & 1]]
     return [g for g in groups if g]
 
 
@@ -118,15 +145,23 @@ def run_presets_parallel(
     perp_closes: Mapping[str, Mapping[date, Decimal]] | None = None,
 ) -> list[BacktestResult]:
     """`run_presets` split over this process and a forked child; results in `presets` order."""
-    groups = split_presets(settings, presets) if len(presets) > 1 and can_fork() else [list(presets)]
+    if len(presets) < 2 or not can_fork():
+        return run_presets(frame, settings, presets, start, end, initial_value=initial_value,
+                           baselines=baselines, progress=progress, perp_closes=perp_closes)
+    chosen = [preset_settings(settings, p) for p in presets]
+    groups = split_by_cost(presets, [preset_cost(s, baselines) for s in chosen])
+    if len(groups) < 2:
+        return run_presets(frame, settings, presets, start, end, initial_value=initial_value,
+                           baselines=baselines, progress=progress, perp_closes=perp_closes)
+    replay = shared_replay(frame, settings, presets, perp_closes)
+    days, _ = trading_days(replay, start, end)
+    replay.prepare(days, chosen)  # before the fork: both processes share the work
+    mine, theirs = groups
 
     def part(names: Sequence[str]) -> Callable[[Progress | None], list[BacktestResult]]:
         return lambda tick: run_presets(frame, settings, names, start, end, initial_value=initial_value,
-                                        baselines=baselines, progress=tick, perp_closes=perp_closes)
-
-    if len(groups) == 1:
-        return part(presets)(progress)
-    mine, theirs = groups
+                                        baselines=baselines, replay=replay, progress=tick,
+                                        perp_closes=perp_closes)
 
     results = in_two(part(mine), part(theirs), (len(mine), len(theirs)), progress)
     by_name = {r.preset: r for r in results}

@@ -9,8 +9,9 @@ and no order is proposed from it. Nothing here reads files except `load_perp_clo
 
 from __future__ import annotations
 
-from bisect import bisect_right
-from collections.abc import Mapping, Sequence
+import gc
+from bisect import bisect_left, bisect_right
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from functools import lru_cache
@@ -27,8 +28,12 @@ from core.models import (
     PerpQuote,
     SpotQuote,
 )
+from core.signal_tables import CloseTable, PrintTable, in_time_order
+from core.signals import ReplayedAssets, Unit
 
 EPSILON = timedelta(microseconds=1)
+ONE_DAY = timedelta(days=1)
+MIDNIGHT = time()
 DEFAULT_INTERVAL = Decimal(8)
 # A perpetual counts as listed on a day only if it printed funding within this time.
 PERP_ALIVE = timedelta(hours=24)
@@ -36,7 +41,7 @@ PERP_ALIVE = timedelta(hours=24)
 
 def as_of_for(day: date) -> datetime:
     """The moment a day's snapshot is taken: the end of that UTC day (its close)."""
-    return datetime.combine(day + timedelta(days=1), time(), UTC)
+    return datetime.combine(day + ONE_DAY, MIDNIGHT, UTC)
 
 
 def funding_days_needed(settings: Settings) -> int:
@@ -70,6 +75,28 @@ def closes_days_needed(settings: Settings) -> int:
     return max(needs) + 1
 
 
+def vol_windows(settings: Settings) -> set[tuple[int, int]]:
+    """The (short_days, long_days) volatility ratios the enabled rules of the strategy read."""
+    r = settings.strategy.rules
+    windows = set()
+    if r.volatility_spike.enabled:
+        windows.add((r.volatility_spike.short_days, r.volatility_spike.long_days))
+    if r.recovery.enabled:  # signals.vol_ratio's defaults
+        windows.add((7, 30))
+    return windows
+
+
+def funding_units(settings: Settings) -> set[Unit]:
+    """The units ("apr", "8h") in which the enabled persistence rules of the strategy read funding."""
+    r = settings.strategy.rules
+    units: set[Unit] = set()
+    if r.funding_regime.enabled or r.recovery.enabled or r.premium_regime.enabled:
+        units.add("apr")
+    if r.funding_extreme.enabled or r.negative_funding.enabled:
+        units.add("8h")
+    return units
+
+
 def window_days(settings: Settings) -> int:
     """What a live snapshot carries: `feeds.history_days`, widened to what the rules need."""
     return max(settings.feeds.history_days, funding_days_needed(settings), closes_days_needed(settings))
@@ -95,9 +122,11 @@ def load_perp_closes(
 class Replay:
     """Per-day snapshots of one frame for one asset universe, built cheaply and cached.
 
-    Close series are built once and sliced per day, funding windows are bisected, so a day
-    costs a few small objects; the same snapshot object is reused by every run sharing this
-    replay (all presets, baselines and sweeps).
+    Each asset's closes and each perpetual's prints form one series with a signal table
+    (core/signal_tables.py); a day's snapshot carries windows of them (bisected, not copied
+    item by item), whose signals are looked up in tables worked out once for the whole history.
+    The same snapshot object is reused by every run sharing this replay (all presets, baselines
+    and sweeps).
     """
 
     def __init__(
@@ -119,14 +148,23 @@ class Replay:
         }
         self.perp_symbol_set = frozenset(self.perp_symbols.values())
         self.perp_closes = perp_closes or {}
-        self._closes: dict[str, tuple[Close, ...]] = {}
+        self._closes: dict[str, CloseTable] = {}
         self._close_days: dict[str, tuple[date, ...]] = {}
+        self._spots: dict[str, list[SpotQuote | None]] = {}
         for asset in self.assets:
             series = tuple(
                 Close(d, p) for d, p in zip(frame.days, frame.closes[asset], strict=True) if p is not None
             )
-            self._closes[asset] = series
+            self._closes[asset] = CloseTable(series)
             self._close_days[asset] = tuple(c.day for c in series)
+            self._spots[asset] = [None] * len(series)  # the quote of each close, made when first seen
+        # Prints out of time order (never from a feed) get no table: their windows are plain
+        # tuples, worked out on demand as a live snapshot's are.
+        self._prints: dict[str, PrintTable | None] = {
+            s: PrintTable(frame.funding[s]) if in_time_order(frame.funding[s]) else None
+            for s in self.perp_symbols.values()}
+        self._funding_span = timedelta(days=self.funding_days) - EPSILON
+        self._closes_span = timedelta(days=self.closes_days)
         self._fg_days = tuple(sorted(frame.fear_greed))
         self._fg_pairs = tuple((d, frame.fear_greed[d]) for d in self._fg_days)
         self._cache: dict[date, MarketSnapshot] = {}
@@ -135,37 +173,75 @@ class Replay:
 
     def trading_days(self, start: date | None = None, end: date | None = None) -> tuple[date, ...]:
         """Days in [start, end] from the first day on which every asset has a close."""
-        first = max((s[0].day for s in self._closes.values() if s), default=None)
+        first = max((t.closes[0].day for t in self._closes.values() if t.closes), default=None)
         if first is None or len(self._closes) < len(self.assets) or not self.assets:
             return ()
         lo = max(first, start) if start else first
         return tuple(d for d in self.frame.days if d >= lo and (end is None or d <= end))
+
+    def prepare(self, days: Iterable[date], strategies: Iterable[Settings]) -> None:
+        """Build the snapshots of `days` and the signal tables the strategies' rules read, now.
+
+        Done before a fork, the work is shared by both processes (core/backtest_parallel.py).
+        """
+        collecting = gc.isenabled()
+        # Tens of thousands of small acyclic objects: the collector would only walk them (and the
+        # history) again and again while they are built.
+        gc.disable()
+        try:
+            self._prepare(days, strategies)
+        finally:
+            if collecting:
+                gc.enable()
+
+    def _prepare(self, days: Iterable[date], strategies: Iterable[Settings]) -> None:
+        windows: set[tuple[int, int]] = set()
+        units: set[Unit] = set()
+        for settings in strategies:
+            windows |= vol_windows(settings)
+            units |= funding_units(settings)
+        for closes in self._closes.values():
+            for short, long in sorted(windows):
+                closes.ratios(short, long)
+        for prints in self._prints.values():
+            for unit in sorted(units):
+                if prints is not None:
+                    prints.converted(unit)
+        for day in days:
+            self.snapshot(day)
 
     def _spot(self, asset: str, day: date) -> tuple[SpotQuote, tuple[Close, ...]] | None:
         days = self._close_days[asset]
         stop = bisect_right(days, day)
         if stop == 0:
             return None
-        series = self._closes[asset]
-        last = series[stop - 1]
-        first = bisect_right(days, day - timedelta(days=self.closes_days), 0, stop)
-        return SpotQuote(last.price, as_of_for(last.day)), series[first:stop]
+        spots = self._spots[asset]
+        table = self._closes[asset]
+        spot = spots[stop - 1]
+        if spot is None:
+            last = table.closes[stop - 1]
+            spot = spots[stop - 1] = SpotQuote(last.price, as_of_for(last.day))
+        first = bisect_right(days, day - self._closes_span, 0, stop)
+        return spot, table.window(first, stop)
 
     def _perp(self, asset: str, as_of: datetime, index: Decimal, day: date) -> PerpQuote | None:
         symbol = self.perp_symbols.get(asset)
         if symbol is None:
             return None
-        prints = self.frame.funding_between(
-            symbol, as_of - timedelta(days=self.funding_days) + EPSILON, as_of + EPSILON
-        )
+        table = self._prints[symbol]
+        if table is None:
+            prints = self.frame.funding_between(symbol, as_of - self._funding_span, as_of + EPSILON)
+        else:  # the prints of (as_of − funding_days, as_of]
+            lo = bisect_left(table.times, as_of - self._funding_span)
+            prints = table.window(lo, bisect_left(table.times, as_of + EPSILON, lo))
         if not prints or prints[-1].time <= as_of - PERP_ALIVE:
             return None
         interval = DEFAULT_INTERVAL
         if len(prints) > 1:
             interval = _interval((prints[-1].time - prints[-2].time).total_seconds())
         mark = self.perp_closes.get(asset, {}).get(day, index)
-        return PerpQuote(symbol=symbol, mark=mark, index=index, funding_rate=prints[-1].rate,
-                         funding_interval_hours=interval, timestamp=as_of, funding_history=prints)
+        # symbol, mark, index, funding_rate, funding_interval_hours, timestamp, funding_history
+        return PerpQuote(symbol, mark, index, prints[-1].rate, interval, as_of, prints)
 
     def _fear_greed(self, day: date) -> FearGreed | None:
         stop = bisect_right(self._fg_days, day)
@@ -182,7 +258,7 @@ class Replay:
         if cached is not None:
             return cached
         as_of = as_of_for(day)
-        assets: dict[str, AssetMarket] = {}
+        assets = ReplayedAssets()
         for asset in self.assets:
             found = self._spot(asset, day)
             if found is None:

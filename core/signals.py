@@ -14,7 +14,6 @@ from decimal import Decimal
 from types import MappingProxyType
 from typing import Any, Literal
 
-from core.memo import PairChains, SameInputMemo
 from core.models import ZERO, AssetMarket, Close, FundingPrint, FutureQuote, MarketSnapshot, PerpQuote
 from core.strategy_config import Persistence
 
@@ -22,13 +21,43 @@ HOURS_PER_YEAR = Decimal(8760)
 DAYS_PER_YEAR = Decimal(365)
 MIN_DAYS_TO_EXPIRY = Decimal(7)
 EIGHT_HOURS = Decimal(8)
-
-
-# Replayed snapshots are shared by every run of a backtest: see core/memo.py.
-_VOL_RATIOS: SameInputMemo[Decimal | None] = SameInputMemo(128)
-_FUNDING_SERIES: SameInputMemo[tuple] = SameInputMemo()
-_INTERVALS: SameInputMemo[list] = SameInputMemo()
 _TIME = operator.attrgetter("time")
+_RATE = operator.attrgetter("rate")
+_VALUE = operator.itemgetter(1)
+
+
+class SeriesWindow(tuple):  # type: ignore[type-arg]
+    """Items `start:stop` of a longer series, carrying a table that answers for any window of it.
+
+    A replay hands out each day's closes and funding prints as such windows, with tables worked
+    out once for the whole history (core/signal_tables.py): the functions below ask the table.
+    A plain tuple or list (a live snapshot's) is worked from its items, with the same results.
+    """
+
+    # A tuple subclass cannot have __slots__: these live in the instance's __dict__.
+    table: Any
+    start: int
+    stop: int
+
+    @classmethod
+    def of(cls, series: tuple, start: int, stop: int, table: Any) -> SeriesWindow:
+        window = cls(series[start:stop])
+        window.table, window.start, window.stop = table, start, stop
+        return window
+
+
+class ReplayedAssets(dict):  # type: ignore[type-arg]
+    """A replayed snapshot's assets, keeping the answers about the whole snapshot once worked out.
+
+    Every run of a backtest reads the same snapshot of a day: `vol_ratios` is worked out for the
+    first one and kept here, with the snapshot (read-only: the runs share it).
+    """
+
+    __slots__ = ("answers",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.answers: dict[tuple, Any] = {}
 
 
 def funding_apr(rate: Decimal, interval_hours: Decimal) -> Decimal:
@@ -91,25 +120,9 @@ def annualized_premium(market: AssetMarket, now: datetime) -> tuple[Decimal, str
 
 
 def log_returns(closes: Sequence[Close]) -> list[float]:
-    if not isinstance(closes, tuple):
-        prices = [float(c.price) for c in closes]
-        return [math.log(b / a) for a, b in itertools.pairwise(prices) if a > 0 and b > 0]
-    # Replayed days show the same closes as a window moved on by a day: each close is converted
-    # and each pair's return computed once, along a chain of closes (see core/memo.py).
-    values = _CLOSE_RETURNS.values(closes)
-    if _CLOSE_RETURNS.has_none and None in values:
-        return [v for v in values if v is not None]
-    return values
-
-
-def _pair_returns(closes: Sequence[Close]) -> list[float | None]:
-    """The log return of each two consecutive closes; None where a price is not positive."""
+    """The daily log returns of consecutive closes; a pair with a price that is not positive has none."""
     prices = [float(c.price) for c in closes]
-    return [math.log(b / a) if a > 0 and b > 0 else None for a, b in itertools.pairwise(prices)]
-
-
-_CLOSE_RETURNS: PairChains[float | None] = PairChains(_pair_returns, 16_384)
-_UNKNOWN: Any = object()
+    return [math.log(b / a) for a, b in itertools.pairwise(prices) if a > 0 and b > 0]
 
 
 def realized_vol(closes: Sequence[Close], days: int) -> Decimal | None:
@@ -127,23 +140,27 @@ def vol_ratio(closes: Sequence[Close], short_days: int = 7, long_days: int = 30)
 
     The baseline excludes the short window so that a spike is compared with what came before it.
     """
-    if isinstance(closes, tuple):  # immutable: safe to remember by identity
-        return _VOL_RATIOS.get((closes,), (short_days, long_days),
-                               lambda: _vol_ratio(closes, short_days, long_days))
-    return _vol_ratio(closes, short_days, long_days)
+    if isinstance(closes, SeriesWindow):
+        return closes.table.vol_ratio(closes, short_days, long_days)
+    return computed_vol_ratio(closes, short_days, long_days)
 
 
 def vol_ratios(snapshot: MarketSnapshot, short_days: int = 7,
                long_days: int = 30) -> Mapping[str, Decimal | None]:
-    """`vol_ratio` of every asset's closes in the snapshot, worked out once per snapshot."""
-    return _SNAPSHOT_VOLS.get((snapshot,), (short_days, long_days), lambda: MappingProxyType(
-        {a: vol_ratio(m.closes, short_days, long_days) for a, m in snapshot.assets.items()}))
+    """`vol_ratio` of every asset's closes in the snapshot."""
+    assets = snapshot.assets
+    if not isinstance(assets, ReplayedAssets):
+        return {a: vol_ratio(m.closes, short_days, long_days) for a, m in assets.items()}
+    key = ("vol_ratios", short_days, long_days)
+    found = assets.answers.get(key)
+    if found is None:
+        found = assets.answers[key] = MappingProxyType(
+            {a: vol_ratio(m.closes, short_days, long_days) for a, m in assets.items()})
+    return found
 
 
-_SNAPSHOT_VOLS: SameInputMemo[Mapping[str, Decimal | None]] = SameInputMemo(64)
-
-
-def _vol_ratio(closes: Sequence[Close], short_days: int, long_days: int) -> Decimal | None:
+def computed_vol_ratio(closes: Sequence[Close], short_days: int, long_days: int) -> Decimal | None:
+    """`vol_ratio` worked out from the closes themselves (what a table must agree with)."""
     short = realized_vol(closes, short_days)
     long = realized_vol(closes[:-short_days], long_days)
     if short is None or long is None or long == 0:
@@ -153,15 +170,9 @@ def _vol_ratio(closes: Sequence[Close], short_days: int, long_days: int) -> Deci
 
 def print_intervals(perp: PerpQuote) -> list[tuple[FundingPrint, Decimal]]:
     """Each settled print with its own interval: the gap to the previous print, else the quote's."""
-    if not isinstance(perp.funding_history, tuple):  # only an immutable history is remembered
-        return _print_intervals(perp)
-    return list(_INTERVALS.get((perp,), (), lambda: _print_intervals(perp)))
-
-
-def _print_intervals(perp: PerpQuote) -> list[tuple[FundingPrint, Decimal]]:
     out: list[tuple[FundingPrint, Decimal]] = []
     previous: datetime | None = None
-    for p in sorted(perp.funding_history, key=lambda p: p.time):
+    for p in sorted(perp.funding_history, key=_TIME):
         interval = perp.funding_interval_hours
         if previous is not None:
             gap = _gap_interval((p.time - previous).total_seconds())
@@ -247,18 +258,24 @@ def print_window(
     """The values of (now − window_days, now], their mean and whether the window is complete."""
     start = now - timedelta(days=window_days)
     inside = [(t, v) for t, v in values if start < t <= now]
-    return _judged(inside, min((t for t, _ in inside), default=now), now, window_days, rule)
+    return judged(inside, min((t for t, _ in inside), default=now), now, window_days, rule)
 
 
-def _judged(inside: Sequence[tuple[datetime, Decimal]], first: datetime, now: datetime,
-            window_days: int, rule: Persistence) -> PrintWindow:
+def judged(inside: Sequence[tuple[datetime, Decimal]], first: datetime, now: datetime,
+           window_days: int, rule: Persistence) -> PrintWindow:
     """The window of `inside` (values of the window, the earliest at `first`)."""
     if not inside:
         return PrintWindow((), None, False, rule)
-    kept = tuple(v for _, v in inside)
+    kept = tuple(map(_VALUE, inside))
     mean = sum(kept, ZERO) / len(kept)
-    covered = (now - first) >= timedelta(days=window_days * 0.8)
+    covered = (now - first) >= _coverage(window_days)
     return PrintWindow(kept, mean, len(kept) >= rule.min_prints and covered, rule)
+
+
+@functools.lru_cache(maxsize=64)
+def _coverage(window_days: int) -> timedelta:
+    """How much of a window its prints must span for it to count as complete: 80%."""
+    return timedelta(days=window_days * 0.8)
 
 
 def held(
@@ -275,21 +292,16 @@ def held(
 
 def funding_apr_series(perp: PerpQuote) -> list[tuple[datetime, Decimal]]:
     """Settled prints as APRs, each annualized with its own interval."""
-    if not isinstance(perp.funding_history, tuple):
-        return [(p.time, funding_apr(p.rate, iv)) for p, iv in print_intervals(perp)]
-    series = _FUNDING_SERIES.get((perp,), ("apr",), lambda: _print_series(perp, funding_apr))
-    return list(series)  # a fresh list every call: the remembered tuple is never handed out
+    return [(p.time, funding_apr(p.rate, iv)) for p, iv in print_intervals(perp)]
 
 
 def funding_8h_series(perp: PerpQuote) -> list[tuple[datetime, Decimal]]:
     """Settled prints restated per 8 hours, each with its own interval."""
-    if not isinstance(perp.funding_history, tuple):
-        return [(p.time, rate_per_8h(p.rate, iv)) for p, iv in print_intervals(perp)]
-    return list(_FUNDING_SERIES.get((perp,), ("8h",), lambda: _print_series(perp, rate_per_8h)))
+    return [(p.time, rate_per_8h(p.rate, iv)) for p, iv in print_intervals(perp)]
 
 
 Unit = Literal["apr", "8h"]
-_CONVERT: dict[str, Callable[[Decimal, Decimal], Decimal]] = {"apr": funding_apr, "8h": rate_per_8h}
+CONVERT: dict[str, Callable[[Decimal, Decimal], Decimal]] = {"apr": funding_apr, "8h": rate_per_8h}
 
 
 def funding_window(perp: PerpQuote, now: datetime, days: float, unit: Unit) -> list[tuple[datetime, Decimal]]:
@@ -300,126 +312,64 @@ def funding_window(perp: PerpQuote, now: datetime, days: float, unit: Unit) -> l
     and a persistence rule looks at a few days of them. A print's interval is still the gap to
     the print before it, so the print just before the window is read too.
     """
-    return list(_window(perp, now, days, unit))
+    history = perp.funding_history
+    if isinstance(history, SeriesWindow):
+        return history.table.values_in(perp, now, days, unit)
+    return _window(perp, now, days, unit)
 
 
 def funding_held_window(perp: PerpQuote, now: datetime, days: int, unit: Unit,
                         rule: Persistence) -> PrintWindow:
-    """print_window(funding_window(...)): the window judged by `rule`, once per snapshot."""
-    if not isinstance(perp.funding_history, tuple):
-        return print_window(_window(perp, now, days, unit), now, days, rule)
-    # Keyed by the rule's values: presets with equal persistence rules share the verdicts.
-    return _HELD.get((perp,), (now, days, unit, rule.mode, rule.min_share, rule.min_prints),
-                     lambda: _judge(perp, now, days, unit, rule))
-
-
-def _judge(perp: PerpQuote, now: datetime, days: int, unit: Unit, rule: Persistence) -> PrintWindow:
-    inside = _cut(perp, now - timedelta(days=days), now, _CONVERT[unit])
-    # The cut is in time order and holds only the window: its first print is the earliest.
-    return _judged(inside, inside[0][0] if inside else now, now, days, rule)
-
-
-_WINDOWS: SameInputMemo[tuple] = SameInputMemo(256)
-_HELD: SameInputMemo[PrintWindow] = SameInputMemo(256)
-_ORDERED: SameInputMemo[list[datetime] | None] = SameInputMemo(128)
-
-
-def _window(perp: PerpQuote, now: datetime, days: float, unit: Unit) -> Sequence[tuple[datetime, Decimal]]:
-    since = now - timedelta(days=days)
-    if not isinstance(perp.funding_history, tuple):
-        full = funding_apr_series(perp) if unit == "apr" else funding_8h_series(perp)
-        return [v for v in full if since < v[0] <= now]
-    return _WINDOWS.get((perp,), (since, now, unit), lambda: _cut(perp, since, now, _CONVERT[unit]))
-
-
-def _ordered_times(history: tuple[FundingPrint, ...]) -> list[datetime] | None:
-    """The prints' times when the history is already in time order (feeds deliver it so), else None."""
-    times = list(map(_TIME, history))
-    return times if sorted(times) == times else None
-
-
-def _cut(perp: PerpQuote, since: datetime, until: datetime,
-         convert: Callable[[Decimal, Decimal], Decimal]) -> tuple:
-    """The converted prints of (since, until]; only those (and the one before) are read."""
+    """print_window(funding_window(...)): the window judged by `rule`."""
     history = perp.funding_history
-    times = _ORDERED.get((history,), (), lambda: _ordered_times(history))
-    if times is None:  # out of order: sort it all, as the whole series does
-        series = _print_series(perp, convert)
-        return tuple(v for v in series if since < v[0] <= until)
-    lo, hi = bisect_right(times, since), bisect_right(times, until)
-    return _convert_run(history, lo, hi, perp.funding_interval_hours, convert)
+    if isinstance(history, SeriesWindow):
+        return history.table.held_window(perp, now, days, unit, rule)
+    inside = _window(perp, now, days, unit)
+    # The window is in time order: its first print is the earliest.
+    return judged(inside, inside[0][0] if inside else now, now, days, rule)
 
 
-def _print_series(perp: PerpQuote, convert: Callable[[Decimal, Decimal], Decimal]) -> tuple:
-    """print_intervals(perp) converted print by print, as the series functions define it."""
-    prints = sorted(perp.funding_history, key=_TIME)
-    return _convert_run(prints, 0, len(prints), perp.funding_interval_hours, convert)
+def _window(perp: PerpQuote, now: datetime, days: float, unit: Unit) -> list[tuple[datetime, Decimal]]:
+    """The converted prints of (now − days, now]; only those (and the one before) are converted."""
+    prints = perp.funding_history
+    times = list(map(_TIME, prints))
+    if sorted(times) != times:  # out of order: put in order, as the whole series does
+        prints = sorted(prints, key=_TIME)
+        times = list(map(_TIME, prints))
+    lo, hi = bisect_right(times, now - timedelta(days=days)), bisect_right(times, now)
+    return convert_run(prints, lo, hi, perp.funding_interval_hours, CONVERT[unit])
 
 
-# Per conversion: id(print) → (print, previous print, fallback interval, (time, value)).
-# Replayed days share most of their prints with the day before: each print is converted once.
-_PRINT_VALUES: dict[object, dict[int, tuple[FundingPrint, FundingPrint | None, Decimal, tuple]]] = {
-    funding_apr: {}, rate_per_8h: {}}
-_PRINT_VALUES_SIZE = 8192
+def convert_run(prints: Sequence[FundingPrint], lo: int, hi: int, fallback: Decimal,
+                convert: Callable[[Decimal, Decimal], Decimal]) -> list[tuple[datetime, Decimal]]:
+    """prints[lo:hi] (in time order) converted, each with the interval from its predecessor.
 
-
-def _convert_run(prints: Sequence[FundingPrint], lo: int, hi: int, fallback: Decimal,
-                 convert: Callable[[Decimal, Decimal], Decimal]) -> tuple:
-    """prints[lo:hi] (in time order) converted, each with the interval from its predecessor."""
-    remembered = _PRINT_VALUES[convert]
-    window = prints[lo:hi]
-    if not any(map(remembered.__contains__, map(id, window))):
-        # A window never seen (a live snapshot's, a replay's first day): converted in one pass,
-        # and only its newest print is remembered; once that one is met again (the next
-        # replayed day), the window's new prints are all remembered.
-        out = _convert_all(prints, lo, hi, fallback, convert)
-        if out:
-            _remember_prints(remembered, [(window[-1], prints[hi - 2] if hi - 1 > 0 else None,
-                                           fallback, out[-1])])
-        return tuple(out)
-    values, new = [], []
-    previous: FundingPrint | None = prints[lo - 1] if lo > 0 else None
-    for p in window:
-        hit = remembered.get(id(p))
-        if hit is None or hit[1] is not previous or hit[2] is not fallback:
-            interval = fallback if previous is None else _interval_of(p.time - previous.time, fallback)
-            # The entry keeps the print, its predecessor and the fallback alive: ids stay theirs.
-            hit = (p, previous, fallback, (p.time, convert(p.rate, interval)))
-            new.append(hit)
-        values.append(hit[3])
-        previous = p
-    _remember_prints(remembered, new)
-    return tuple(values)
-
-
-def _convert_all(prints: Sequence[FundingPrint], lo: int, hi: int, fallback: Decimal,
-                 convert: Callable[[Decimal, Decimal], Decimal]) -> list[tuple[datetime, Decimal]]:
+    The first print of `prints` has none: it takes `fallback`, as an unusual gap does.
+    """
     times = list(map(_TIME, prints[max(lo - 1, 0):hi]))
-    intervals = [_interval_of(d, fallback) for d in map(operator.sub, times[1:], times)]
+    intervals = [interval_of(d, fallback) for d in map(operator.sub, times[1:], times)]
     if lo == 0 and hi > 0:
-        intervals.insert(0, fallback)  # the first print has no predecessor
+        intervals.insert(0, fallback)
         times.insert(0, times[0])
     return list(zip(times[1:], map(convert, map(_RATE, prints[lo:hi]), intervals), strict=True))
 
 
-def _remember_prints(remembered: dict, entries: list) -> None:
-    if not entries:
-        return
-    if len(remembered) + len(entries) > _PRINT_VALUES_SIZE:
-        remembered.clear()
-    remembered.update((id(entry[0]), entry) for entry in entries)
-
-
-def _interval_of(gap: timedelta, fallback: Decimal) -> Decimal:
+def interval_of(gap: timedelta, fallback: Decimal) -> Decimal:
     """The interval a gap between prints stands for (1–8 whole hours), else `fallback`."""
+    hours = gap_hours(gap)
+    return fallback if hours is None else hours
+
+
+def gap_hours(gap: timedelta) -> Decimal | None:
+    """The whole-hour interval a gap between prints stands for, if it is 1–8 hours."""
     hours = _GAPS.get(gap, _UNKNOWN)
     if hours is _UNKNOWN:
         if len(_GAPS) >= 1024:
             _GAPS.clear()
         hours = _GAPS[gap] = _gap_interval(gap.total_seconds())
-    return fallback if hours is None else hours
+    return hours
 
 
 # Gaps between prints → the interval they stand for (a handful of distinct gaps in practice).
 _GAPS: dict[timedelta, Decimal | None] = {}
-_RATE = operator.attrgetter("rate")
+_UNKNOWN: Any = object()

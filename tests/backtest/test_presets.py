@@ -8,8 +8,8 @@ from decimal import Decimal as D
 
 import pytest
 
-from core.backtest import VARIANTS, run_backtest, run_presets, shared_replay
-from core.backtest_parallel import run_presets_parallel, split_presets
+from core.backtest import VARIANTS, preset_settings, run_backtest, run_presets, shared_replay
+from core.backtest_parallel import preset_cost, run_presets_parallel, split_by_cost, split_presets
 from core.backtest_sweep import run_sweep
 from core.config import load_presets
 from core.history_csv import load_history
@@ -78,11 +78,38 @@ def test_trimmed_windows_give_the_same_results_as_live_sized_snapshots(simulated
         assert fast.strategy.regime_days == full.strategy.regime_days, preset
 
 
-def test_presets_reading_one_funding_series_share_a_process():
-    groups = split_presets(make_settings(), PRESETS)
-    assert sorted(p for g in groups for p in g) == sorted(PRESETS)
-    assert any({"accumulation", "yield-optimization", "defensive"} <= set(g) for g in groups)
-    assert abs(len(groups[0]) - len(groups[1])) <= 1
+def test_the_presets_split_by_estimated_cost_evenly_and_always_the_same_way():
+    settings = make_settings()
+    for baselines in (True, False):
+        groups = split_presets(settings, PRESETS, baselines)
+        assert len(groups) == 2 and sorted(p for g in groups for p in g) == sorted(PRESETS)
+        loads = [sum(preset_cost(preset_settings(settings, p), baselines) for p in g) for g in groups]
+        total = sum(loads)
+        # No move of one preset between the groups would even them out more.
+        heaviest = max(loads)
+        assert all(max(loads[k] - c, total - loads[k] + c) >= heaviest - 1e-9
+                   for k, g in enumerate(groups)
+                   for c in (preset_cost(preset_settings(settings, p), baselines) for p in g))
+        assert groups == split_presets(settings, PRESETS, baselines)
+    # The premium table, the dearest preset, shares its process with fewer presets.
+    groups = split_presets(settings, PRESETS)
+    assert len(next(g for g in groups if "premium-daa" in g)) < len(next(g for g in groups
+                                                                          if "premium-daa" not in g))
+
+
+def test_a_split_by_cost_is_the_most_even_one():
+    assert split_by_cost(["a", "b", "c", "d"], [5, 1, 1, 3]) == [["a"], ["b", "c", "d"]]
+    assert split_by_cost(["a", "b", "c", "d", "e"], [3, 3, 2, 2, 2]) == [["a", "b"], ["c", "d", "e"]]
+    assert split_by_cost(["a", "b"], [1, 9]) == [["a"], ["b"]]
+    assert split_by_cost(["a"], [1]) == [["a"]]
+
+
+def test_a_dearer_rule_makes_a_dearer_preset():
+    settings = make_settings()
+    costs = {p: preset_cost(preset_settings(settings, p), baselines=False) for p in PRESETS}
+    assert max(costs, key=costs.__getitem__) == "premium-daa"
+    assert costs["balanced-aggression"] < costs["aggressive-growth"]
+    assert preset_cost(preset_settings(settings, "defensive")) > costs["defensive"]  # baselines
 
 
 def test_a_band_and_fee_sweep_trades_less_with_wider_bands_and_pays_more_with_higher_fees(simulated):

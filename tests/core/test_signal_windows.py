@@ -1,28 +1,24 @@
 """The fast signal paths give exactly what the plain definitions give.
 
-Persistence rules read only their window of funding prints (converted once per snapshot), and
-volatility reuses remembered pair returns across replayed days; both must be invisible in the
-numbers: the same Decimals and floats as converting the whole history, or the list path.
+Persistence rules read only their window of funding prints: the same Decimals as converting the
+whole history and cutting it. (A replay's tables: tests/core/test_signal_tables.py.)
 """
 
 from __future__ import annotations
 
-import itertools
 import random
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal as D
 
 import pytest
 
-from core.models import Close, FundingPrint, PerpQuote
+from core.models import FundingPrint, PerpQuote
 from core.signals import (
     funding_8h_series,
     funding_apr_series,
     funding_held_window,
     funding_window,
     held,
-    log_returns,
-    vol_ratio,
 )
 from core.strategy_config import Persistence
 
@@ -75,53 +71,6 @@ def test_a_print_is_annualized_with_the_gap_to_the_print_before_its_window():
     prints = tuple(FundingPrint(NOW - timedelta(hours=4 * k), D("0.0001")) for k in range(40, -1, -1))
     window = funding_window(_perp(prints, interval=8), NOW, 3, "apr")
     assert len(window) == 18 and {v for _, v in window} == {D("0.219")}
-
-
-def _closes(rng: random.Random, n: int) -> tuple[Close, ...]:
-    p, out = 100.0, []
-    for i in range(n):
-        p *= 1 + rng.gauss(0, 0.05)
-        price = D(0) if rng.random() < 0.02 else D(f"{p:.6g}")
-        out.append(Close(date(2021, 1, 1) + timedelta(days=i), price))
-    return tuple(out)
-
-
-@pytest.mark.parametrize("seed", range(4))
-def test_remembered_pair_returns_give_the_same_volatility_as_the_list_path(seed):
-    rng = random.Random(seed)
-    series = _closes(rng, 300)
-    for end in range(1, len(series), 3):
-        for start in (max(0, end - 90), max(0, end - 40), 0):
-            window = series[start:end]  # consecutive days' windows share their closes
-            assert log_returns(window) == log_returns(list(window))
-            for short, long in ((7, 30), (3, 10)):
-                assert vol_ratio(window, short, long) == vol_ratio(list(window), short, long)
-
-
-def test_pair_chains_match_windows_that_slide_jump_shrink_and_copy():
-    from core.memo import PairChains
-
-    rng = random.Random(3)
-    series = list(range(1, 400))
-    other = [x + 0 for x in series]  # equal values, some in other objects
-    floats = [float(x) + 0.5 for x in series]  # new objects: identity decides, not equality
-    chains = PairChains(lambda xs: [float(b) - float(a) for a, b in itertools.pairwise(xs)], limit=300)
-    start, end = 0, 30
-    for _ in range(2000):
-        move = rng.random()
-        if move < 0.6:
-            start, end = start + 1, end + 1  # the next day
-        elif move < 0.7:
-            start = min(end - 1, start + rng.randint(1, 5))  # a shorter window
-        elif move < 0.8:
-            start, end = rng.randint(0, 300), 0
-            end = start + rng.randint(0, 60)  # anywhere
-        if end > len(series):
-            start, end = 0, 30
-        source = rng.choice([series, other, floats])
-        window = tuple(source[start:end])
-        expected = [float(b) - float(a) for a, b in itertools.pairwise(window)]
-        assert chains.values(window) == expected
 
 
 def test_holds_is_the_verdict_of_held():
