@@ -193,8 +193,8 @@ class _Book:
             ev = sim.evaluate(snap)
             value = ev.valuation.value
             if ev.triggers:
-                proposal = sim.propose(ev, snap, f"BT-{day:%Y%m%d}")
-                if proposal.orders and sim.execute(proposal, snap):
+                orders = sim.propose(ev, snap)
+                if orders and sim.execute(orders, snap):
                     value = None  # trades changed the book: value it again
         self.equity.append((day, value if value is not None else sim.value(snap)))
         self.previous = day

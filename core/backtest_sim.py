@@ -8,18 +8,18 @@ both drive this class; neither re-implements a rule.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
-from core.book import Fill, apply_fill, credit, funding_payment, variation_margin
+from core.book import Fill, apply_fill, credit, funding_payments, variation_margin
 from core.config import Settings
 from core.errors import ExecutionError
-from core.evaluate import Evaluation, evaluate
+from core.evaluate import Evaluation, Evaluator
 from core.fills import paper_fill
-from core.models import ZERO, MarketSnapshot, Order, Portfolio, Position, Proposal
-from core.planner import plan
+from core.models import ZERO, MarketSnapshot, Order, Portfolio, Position
+from core.planner import plan_orders
 from core.portfolio import position_price, value_portfolio
 from core.replay import Replay
 from core.rules import RuleState
@@ -63,31 +63,39 @@ class Simulation:
         self.marks: dict[str, Decimal] = {}
         self.last_as_of: datetime | None = None
         self.bankrupt = False
+        self.evaluator = Evaluator(settings, strategy)
         self._state_days: dict[tuple[str, str], int] = {}  # (rule key, state) → evaluated days
+        # Days in a row evaluated with the very same states (counted into _state_days on a change).
+        self._run: tuple[Mapping[str, RuleState], int] = ({}, 0)
 
     # ── futures settlement ───────────────────────────────────────────────────────────────────
 
     def settle(self, snap: MarketSnapshot) -> None:
         """Funding prints settled since the last step and variation margin to today's marks."""
-        if self.portfolio.positions and self.last_as_of is not None:
-            total = ZERO
-            for pos in self.portfolio.positions:
+        positions = self.portfolio.positions
+        if positions and self.last_as_of is not None:
+            ledger, marks, replay, since = self.ledger, self.marks, self.replay, self.last_as_of
+            # The ledger's sums are added to in the same order as they would be one by one.
+            funding, futures_pnl, total = ledger.funding, ledger.futures_pnl, ZERO
+            for pos in positions:
                 mark = position_price(pos, snap)
                 if mark is None:
                     continue
-                if pos.symbol in self.replay.perp_symbol_set:
-                    for p in self.replay.funding_between(pos.symbol, self.last_as_of, snap.as_of):
-                        paid = funding_payment(pos, mark, p.rate)
-                        self.ledger.funding += paid
+                symbol = pos.symbol
+                if symbol in replay.perp_symbol_set:
+                    prints = replay.funding_between(symbol, since, snap.as_of)
+                    for paid in funding_payments(pos, mark, prints):
+                        funding += paid
                         total += paid
-                pnl = variation_margin(pos, self.marks.get(pos.symbol, mark), mark)
-                self.ledger.futures_pnl += pnl
+                pnl = variation_margin(pos, marks.get(symbol, mark), mark)
+                futures_pnl += pnl
                 total += pnl
-                self.marks[pos.symbol] = mark
+                marks[symbol] = mark
+            ledger.funding, ledger.futures_pnl = funding, futures_pnl
             if total:
                 self.portfolio = credit(self.portfolio, total, self.quote)
         self.last_as_of = snap.as_of
-        if self.portfolio.balances.get(self.quote, ZERO) < 0:
+        if self.portfolio.balances.get(self.quote, ZERO) < ZERO:
             self._cover(snap)
 
     def _cover(self, snap: MarketSnapshot) -> None:
@@ -130,33 +138,45 @@ class Simulation:
 
     def evaluate(self, snap: MarketSnapshot) -> Evaluation:
         """The live evaluate(); rule states carry to the next day and regime days are counted."""
-        ev = evaluate(snap, self.portfolio, self.settings, self.states, strategy=self.strategy)
+        ev = self.evaluator.evaluate(snap, self.portfolio, self.states)
         self.states = ev.states
-        counts = self._state_days
-        for key, state in ev.states.items():
-            pair = (key, state.state)
-            counts[pair] = counts.get(pair, 0) + 1
+        states, days = self._run
+        if ev.states is states:  # no rule changed state: the evaluator handed the mapping back
+            self._run = (states, days + 1)
+        else:
+            self._count(states, days)
+            self._run = (ev.states, 1)
         for t in ev.triggers:
             self.ledger.triggers[t.rule] = self.ledger.triggers.get(t.rule, 0) + 1
         return ev
 
+    def _count(self, states: Mapping[str, RuleState], days: int) -> None:
+        if not days:
+            return
+        counts = self._state_days
+        for key, state in states.items():
+            pair = (key, state.state)
+            counts[pair] = counts.get(pair, 0) + days
+
     def regime_days(self) -> dict[str, dict[str, int]]:
         """Evaluated days per rule and state; per-asset keys ("volatility_spike:BTC") are summed."""
+        self._count(*self._run)
+        self._run = (self._run[0], 0)
         out: dict[str, dict[str, int]] = {}
         for (key, state), days in self._state_days.items():
             counts = out.setdefault(key.split(":", 1)[0], {})
             counts[state] = counts.get(state, 0) + days
         return out
 
-    def propose(self, ev: Evaluation, snap: MarketSnapshot, proposal_id: str) -> Proposal:
+    def propose(self, ev: Evaluation, snap: MarketSnapshot) -> list[Order]:
+        """The orders the live planner proposes for this evaluation (a Proposal's, without the rest)."""
         self.ledger.proposals += 1
-        return plan(ev, snap, self.portfolio, self.settings, strategy=self.strategy.name,
-                    proposal_id=proposal_id)
+        return plan_orders(ev, snap, self.portfolio, self.settings)[0]
 
-    def execute(self, proposal: Proposal, snap: MarketSnapshot) -> list[Fill]:
+    def execute(self, orders: Sequence[Order], snap: MarketSnapshot) -> list[Fill]:
         """Fill each order with the paper fill model at the snapshot's price, spot legs first."""
         fills: list[Fill] = []
-        for order in proposal.orders:
+        for order in orders:
             price = _market_price(order, snap)
             fill = None if price is None else paper_fill(order, price, self.settings.costs)
             if fill is None:
@@ -215,7 +235,7 @@ class Simulation:
             self._cover(snap)
 
     def value(self, snap: MarketSnapshot) -> Decimal:
-        return value_portfolio(self.portfolio, snap, self.settings.stablecoins).value
+        return value_portfolio(self.portfolio, snap, self.evaluator.stablecoins).value
 
 
 def _market_price(order: Order, snap: MarketSnapshot) -> Decimal | None:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from core.errors import ExecutionError
-from core.models import ZERO, Order, Portfolio, Position
+from core.models import ZERO, FundingPrint, Order, Portfolio, Position
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,22 +29,22 @@ def apply_fill(portfolio: Portfolio, fill: Fill, quote: str) -> Portfolio:
     balances = dict(portfolio.balances)
     order = fill.order
     balances[quote] = balances.get(quote, ZERO) - fill.fee
+    buy = order.side == "buy"
     if order.market == "spot":
         cash = fill.amount * fill.price
-        sign = 1 if order.side == "buy" else -1
-        balances[order.asset] = balances.get(order.asset, ZERO) + sign * fill.amount
-        balances[quote] -= sign * cash
+        balances[order.asset] = balances.get(order.asset, ZERO) + (fill.amount if buy else -fill.amount)
+        balances[quote] -= cash if buy else -cash
         positions = portfolio.positions
     else:
-        signed = fill.amount if order.side == "buy" else -fill.amount
+        signed = fill.amount if buy else -fill.amount
         positions = _add_contracts(portfolio.positions, order.symbol, signed, order.contract_size)
-    negative = {a: v for a, v in balances.items() if v < 0}
+    negative = {a: v for a, v in balances.items() if v < ZERO}
     if negative:
         raise ExecutionError(
             "fill would leave a negative balance: "
             + ", ".join(f"{a} {v}" for a, v in sorted(negative.items()))
         )
-    return Portfolio(balances={a: v for a, v in balances.items() if v != 0 or a == quote},
+    return Portfolio(balances={a: v for a, v in balances.items() if v or a == quote},
                      positions=positions)
 
 
@@ -73,6 +73,12 @@ def apply_fills(portfolio: Portfolio, fills: Iterable[Fill], quote: str) -> Port
 def funding_payment(position: Position, mark: Decimal, rate: Decimal) -> Decimal:
     """Funding received (+) or paid (−) at one settlement: longs pay shorts when the rate is positive."""
     return -position.base_units * mark * rate
+
+
+def funding_payments(position: Position, mark: Decimal, prints: Iterable[FundingPrint]) -> list[Decimal]:
+    """`funding_payment` at each of several settlements at one mark (the very same products)."""
+    notional = -position.base_units * mark  # funding_payment's first product, made once
+    return [notional * p.rate for p in prints]
 
 
 def variation_margin(position: Position, old_mark: Decimal, new_mark: Decimal) -> Decimal:

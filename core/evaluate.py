@@ -5,22 +5,23 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 
 from core.config import Settings, Staleness
 from core.memo import SameInputMemo
-from core.models import MarketSnapshot, Portfolio, Trigger
-from core.portfolio import Valuation, drift_pp, outside_band, value_portfolio
-from core.rules import Freshness, RuleContext, RuleState, Scope, build_rules
-from core.rules.base import pct
+from core.models import ZERO, MarketSnapshot, Portfolio, Trigger
+from core.portfolio import Valuation, drift_pp, value_portfolio
+from core.rules import Freshness, Rule, RuleContext, RuleState, Scope, build_rules
+from core.rules.base import Effect, pct
 from core.strategy_config import Allocation, Strategy
 from core.targets import Targets, resolve_targets, targets_from_weights
 
 FUTURE_SKEW = timedelta(minutes=5)
-# A replayed day's snapshot is evaluated once per backtest run: see core/memo.py.
+# A replayed day's snapshot is evaluated by every backtest run: see core/memo.py. Freshness is
+# keyed by the staleness limits' values, which presets share (comparing the models is slow).
 _FRESHNESS: SameInputMemo[Freshness] = SameInputMemo(64)
-_TARGETS: SameInputMemo[Targets] = SameInputMemo(256)
-_RULES: SameInputMemo[list] = SameInputMemo(64)
 _PERPS: SameInputMemo[frozenset[str]] = SameInputMemo(64)
+_EVALUATORS: SameInputMemo[Evaluator] = SameInputMemo(64)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,32 +79,44 @@ def freshness_warnings(fresh: Freshness) -> list[str]:
     return out
 
 
-def target_resolver(settings: Settings, snapshot: MarketSnapshot) -> Callable[[Allocation], Targets]:
-    perps = _PERPS.get((snapshot,), (), lambda: frozenset(
-        a for a, m in snapshot.assets.items() if m.perp is not None))
-    # Targets depend only on the allocation, the asset table and which assets have a perpetual.
-    return lambda allocation: _TARGETS.get(
-        (allocation, settings.assets), (perps,),
-        lambda: resolve_targets(allocation, settings.assets, set(perps)))
-
-
 def base_targets(settings: Settings, snapshot: MarketSnapshot, strategy: Strategy,
                  explicit: Mapping | None = None,
                  resolve: Callable[[Allocation], Targets] | None = None) -> Targets:
     """The strategy's allocation as per-asset targets, or explicit per-asset weights."""
     if explicit:
         return targets_from_weights(explicit, snapshot.quote)
-    return (resolve or target_resolver(settings, snapshot))(strategy.allocation)
+    return (resolve or _evaluator(settings, strategy).resolver(snapshot))(strategy.allocation)
 
 
 def drift_triggers(valuation: Valuation, targets: Targets, band_pp, assets: Iterable[str],
                    fresh: Freshness) -> tuple[list[Trigger], set[Scope]]:
+    """Drift-band triggers for `assets` (in name order), spot and futures exposure."""
+    return _drift(valuation, drift_rows(targets, sorted(assets)), band_pp, fresh)
+
+
+DriftRow = tuple[str, Decimal, Decimal, bool]
+
+
+def drift_rows(targets: Targets, assets: Iterable[str]) -> tuple[DriftRow, ...]:
+    """Per asset: its spot and futures target weights, and whether futures are targeted at all."""
+    futures, hedged = targets.futures, targets.hedged
+    return tuple((a, targets.spot_weight(a), targets.futures_weight(a), bool(futures.get(a) or hedged.get(a)))
+                 for a in assets)
+
+
+def _drift(valuation: Valuation, rows: Iterable[DriftRow], band_pp: Decimal,
+           fresh: Freshness) -> tuple[list[Trigger], set[Scope]]:
     triggers, scopes = [], set()
-    for asset in sorted(assets):
-        if asset in fresh.stale_spot:
+    value, spot_value, notional = valuation.value, valuation.spot_value, valuation.futures_notional
+    stale_spot, stale_perp = fresh.stale_spot, fresh.stale_perp
+    # outside_band(w, t, band_pp) is |(w − t) × 100| > band_pp; × 100 and / 100 are exact in
+    # Decimal, so comparing |w − t| with band_pp / 100 decides every asset the same way.
+    band = band_pp / 100
+    for asset, target, futures_target, futures_targeted in rows:
+        if asset in stale_spot:
             continue
-        weight, target = valuation.weight(asset), targets.spot_weight(asset)
-        if outside_band(weight, target, band_pp):
+        weight = spot_value.get(asset, ZERO) / value if value else ZERO  # valuation.weight
+        if abs(weight - target) > band:
             scopes.add("spot")
             triggers.append(Trigger(
                 rule="drift_band", asset=asset,
@@ -113,11 +126,11 @@ def drift_triggers(valuation: Valuation, targets: Targets, band_pp, assets: Iter
                              f"{pct(target + band_pp / 100, 1)}"),
                 values={"weight": pct(weight), "target": pct(target), "band_pp": str(band_pp),
                         "drift_pp": f"{drift_pp(weight, target):+.2f}"}))
-        if not (valuation.futures_notional.get(asset) or targets.futures.get(asset)
-                or targets.hedged.get(asset)):
+        if not (futures_targeted or notional.get(asset)) or asset in stale_perp:
             continue  # no futures held nor targeted: no futures drift (band_pp > 0)
-        fw, ft = valuation.futures_weight(asset), targets.futures_weight(asset)
-        if asset not in fresh.stale_perp and outside_band(fw, ft, band_pp):
+        fw = notional.get(asset, ZERO) / value if value else ZERO  # valuation.futures_weight
+        ft = futures_target
+        if abs(fw - ft) > band:
             scopes.add("futures")
             triggers.append(Trigger(
                 rule="futures_drift", asset=asset,
@@ -125,6 +138,111 @@ def drift_triggers(valuation: Valuation, targets: Targets, band_pp, assets: Iter
                              f"{pct(ft, 1)} targeted ({drift_pp(fw, ft):+.1f} pp, band ±{band_pp})"),
                 values={"exposure": pct(fw), "target": pct(ft), "band_pp": str(band_pp)}))
     return triggers, scopes
+
+
+class Evaluator:
+    """Evaluations of one strategy: its rules, stablecoins and resolved targets, built once.
+
+    A backtest's book holds one for its whole run; `evaluate()` finds one per settings and
+    strategy. It keeps no rule state (that is the caller's), only results of pure functions.
+    """
+
+    def __init__(self, settings: Settings, strategy: Strategy | None = None) -> None:
+        self.settings = settings
+        self.strategy = strategy = strategy or settings.strategy
+        self.rules: tuple[Rule, ...] = tuple(build_rules(strategy))
+        self.stablecoins = frozenset(settings.stablecoins) | {settings.quote}
+        self._limits = tuple(settings.staleness.model_dump().values())
+        # Targets per allocation for one set of assets with a perpetual, swapped whole when it changes.
+        self._resolved: tuple[frozenset[str], dict[int, tuple[Allocation, Targets]]] = (frozenset(), {})
+        known: tuple[Targets | None, tuple[DriftRow, ...], frozenset[str]] = (None, (), frozenset())
+        self._drift_known = known
+        self._applied: dict[tuple[int, int], tuple[Effect, Targets, Targets]] = {}
+
+    def freshness(self, snapshot: MarketSnapshot) -> Freshness:
+        """check_freshness of the snapshot, worked out once for every book with the same limits."""
+        limits = self.settings.staleness
+        return _FRESHNESS.get((snapshot,), self._limits, lambda: check_freshness(snapshot, limits))
+
+    def resolver(self, snapshot: MarketSnapshot) -> Callable[[Allocation], Targets]:
+        """Allocation → targets; they depend only on it, the asset table and which assets have a perp."""
+        perps = _PERPS.get((snapshot,), (), lambda: frozenset(
+            a for a, m in snapshot.assets.items() if m.perp is not None))
+        known, resolved = self._resolved
+        if perps != known:
+            resolved = {}
+            self._resolved = (perps, resolved)
+        assets = self.settings.assets
+
+        def resolve(allocation: Allocation) -> Targets:
+            hit = resolved.get(id(allocation))  # the entry holds the allocation: its id is not reused
+            if hit is None:
+                hit = resolved[id(allocation)] = (allocation, resolve_targets(allocation, assets, set(perps)))
+            return hit[1]
+        return resolve
+
+    def evaluate(self, snapshot: MarketSnapshot, portfolio: Portfolio, states: Mapping[str, RuleState],
+                 explicit_targets: Mapping | None = None) -> Evaluation:
+        """Run every enabled rule over the snapshot; time is the snapshot's `as_of`.
+
+        `states` itself is returned as the new states when no rule changed state.
+        """
+        strategy = self.strategy
+        fresh = self.freshness(snapshot)
+        valuation = value_portfolio(portfolio, snapshot, self.stablecoins)
+        resolve = None if explicit_targets else self.resolver(snapshot)
+        base = base_targets(self.settings, snapshot, strategy, explicit_targets, resolve)
+        ctx = RuleContext(snapshot=snapshot, valuation=valuation, base=base, strategy=strategy,
+                          now=snapshot.as_of, freshness=fresh, resolve=resolve)
+        targets, triggers, changed = base, [], {}
+        scopes: set[Scope] = set()
+        warnings = freshness_warnings(fresh)
+        for rule in self.rules:
+            for outcome in rule.evaluate(ctx, states):
+                if states.get(outcome.key) is not outcome.state:
+                    changed[outcome.key] = outcome.state
+                if outcome.warnings:
+                    warnings.extend(outcome.warnings)
+                if outcome.effect is not None:
+                    targets = self._apply(outcome.effect, targets)
+                if outcome.trigger is not None:
+                    triggers.append(outcome.trigger)
+                    scopes |= outcome.scopes
+        if strategy.rules.drift.enabled:
+            drift, drift_scopes = _drift(valuation, self._drift_rows(targets, valuation), strategy.band_pp,
+                                         fresh)
+            triggers.extend(drift)
+            scopes |= drift_scopes
+        return Evaluation(tuple(triggers), base, targets, {**states, **changed} if changed else states,
+                          frozenset(scopes), tuple(warnings), valuation, fresh)
+
+    def _apply(self, effect: Effect, targets: Targets) -> Targets:
+        """`effect(targets)`, remembered: a rule at rest applies the same effect to the same targets
+        day after day, and the drift rows of the result are then known too (effects are pure)."""
+        key = (id(effect), id(targets))
+        hit = self._applied.get(key)  # the entry holds both: their ids are not reused
+        if hit is None:
+            if len(self._applied) >= 64:
+                self._applied.clear()
+            hit = self._applied[key] = (effect, targets, effect(targets))
+        return hit[2]
+
+    def _drift_rows(self, targets: Targets, valuation: Valuation) -> tuple[DriftRow, ...]:
+        """Targeted and held assets in name order, kept while the targets are the same object."""
+        known, rows, names = self._drift_known
+        if targets is not known:
+            rows = drift_rows(targets, targets.assets)
+            names = frozenset(targets.assets)
+            self._drift_known = (targets, rows, names)
+        if names.issuperset(valuation.spot_value):
+            return rows
+        held = [a for a, v in valuation.spot_value.items() if v and a not in names]
+        return drift_rows(targets, sorted(names.union(held))) if held else rows
+
+
+def _evaluator(settings: Settings, strategy: Strategy) -> Evaluator:
+    # Rules hold only their config: one evaluator per settings and strategy serves every evaluation.
+    return _EVALUATORS.get((settings, strategy), (), lambda: Evaluator(settings, strategy))
 
 
 def evaluate(
@@ -137,32 +255,5 @@ def evaluate(
     explicit_targets: Mapping | None = None,
 ) -> Evaluation:
     """Run every enabled rule over the snapshot; time is the snapshot's `as_of`."""
-    strategy = strategy or settings.strategy
-    fresh = _FRESHNESS.get((snapshot,), (settings.staleness,),
-                           lambda: check_freshness(snapshot, settings.staleness))
-    valuation = value_portfolio(portfolio, snapshot, settings.stablecoins)
-    resolve = None if explicit_targets else target_resolver(settings, snapshot)
-    base = base_targets(settings, snapshot, strategy, explicit_targets, resolve)
-    ctx = RuleContext(snapshot=snapshot, valuation=valuation, base=base, strategy=strategy,
-                      now=snapshot.as_of, freshness=fresh, resolve=resolve)
-    targets, triggers, new_states = base, [], dict(states)
-    scopes: set[Scope] = set()
-    warnings = freshness_warnings(fresh)
-    # Rules hold only their config: one set per strategy object serves every evaluation.
-    for rule in _RULES.get((strategy,), (), lambda: build_rules(strategy)):
-        for outcome in rule.evaluate(ctx, states):
-            new_states[outcome.key] = outcome.state
-            warnings.extend(outcome.warnings)
-            if outcome.effect is not None:
-                targets = outcome.effect(targets)
-            if outcome.trigger is not None:
-                triggers.append(outcome.trigger)
-                scopes |= outcome.scopes
-    if strategy.rules.drift.enabled:
-        held = {a for a, v in valuation.spot_value.items() if v}
-        drift, drift_scopes = drift_triggers(valuation, targets, strategy.band_pp,
-                                             set(targets.assets) | held, fresh)
-        triggers.extend(drift)
-        scopes |= drift_scopes
-    return Evaluation(tuple(triggers), base, targets, new_states, frozenset(scopes),
-                      tuple(warnings), valuation, fresh)
+    return _evaluator(settings, strategy or settings.strategy).evaluate(
+        snapshot, portfolio, states, explicit_targets)

@@ -15,7 +15,8 @@ from decimal import ROUND_CEILING, ROUND_DOWN, Decimal
 from core.book import Fill, apply_fills
 from core.config import Settings
 from core.evaluate import Evaluation
-from core.models import ZERO, Market, MarketSnapshot, Order, Portfolio, Proposal, Side, Trigger
+from core.memo import SameInputMemo
+from core.models import ONE, ZERO, Market, MarketSnapshot, Order, Portfolio, Proposal, Side, Trigger
 from core.portfolio import value_portfolio
 from core.rules.base import RuleContext, pct
 from core.rules.regimes import expected_carry
@@ -51,6 +52,10 @@ def round_step_up(x: Decimal, step: Decimal) -> Decimal:
     return (x / step).to_integral_value(rounding=ROUND_CEILING) * step
 
 
+# Default sizing rules per settings object, shared by the planners of its evaluations.
+_DEFAULT_RULES: SameInputMemo[dict[str, MarketRule]] = SameInputMemo(64)
+
+
 def new_proposal_id() -> str:
     return "P-" + secrets.token_hex(3).upper()
 
@@ -74,7 +79,9 @@ class Planner:
         self.settings = settings
         self.rules = dict(market_rules or {})
         self.warnings: list[str] = []
-        self._defaults: dict[str, MarketRule] = {}
+        self._defaults = _DEFAULT_RULES.get((settings,), (), dict)
+        offset = settings.costs.limit_offset_bps * BPS
+        self._limit_factor = {"buy": 1 + offset, "sell": 1 - offset}
 
     def rule(self, symbol: str, asset: str) -> MarketRule:
         found = self.rules.get(symbol) or self._defaults.get(asset)
@@ -98,8 +105,8 @@ class Planner:
             amount = round_step(cap / (d.price * d.contract_size), rule.amount_step)
             self.warnings.append(f"{d.symbol} {d.side} capped at {cap} {self.settings.quote}")
             notional = amount * d.price * d.contract_size
-        if amount <= 0 or notional < rule.min_notional:
-            if notional > 0 or d.amount * d.price > rule.min_notional / 10:
+        if amount <= ZERO or notional < rule.min_notional:
+            if notional > ZERO or d.amount * d.price > rule.min_notional / 10:
                 self.warnings.append(
                     f"{d.symbol} {d.side} of {d.amount * d.price * d.contract_size:.2f} "
                     f"{self.settings.quote} is under the {rule.min_notional} minimum; skipped"
@@ -119,11 +126,11 @@ class Planner:
             target = ev.targets.spot_weight(asset)
             delta = target * v.value - v.spot_value.get(asset, ZERO)
             amount = abs(delta) / price
-            if delta < 0:
+            if delta < ZERO:
                 amount = min(amount, portfolio.balances.get(asset, ZERO))
             drafts.append(_Draft("spot", self.settings.spot_symbol(asset) if asset in self.settings.assets
                                  else f"{asset}/{snapshot.quote}", asset,
-                                 "buy" if delta > 0 else "sell", amount, price, Decimal(1),
+                                 "buy" if delta > ZERO else "sell", amount, price, ONE,
                                  self._reason(triggers, asset, "spot", target)))
         return [d for d in map(self._sized, drafts) if d is not None]
 
@@ -213,8 +220,7 @@ class Planner:
 
     def to_order(self, d: _Draft, leg: int) -> Order:
         c, rule = self.settings.costs, self.rule(d.symbol, d.asset)
-        offset = c.limit_offset_bps * BPS
-        limit = d.price * (1 + offset if d.side == "buy" else 1 - offset)
+        limit = d.price * self._limit_factor[d.side]  # price × (1 ± limit offset)
         # ROUND_DOWN truncates toward zero, so -round_step(-x) is not a ceiling: a buy limit
         # cut below price × (1 + offset) was never reached by the paper fill at that price.
         limit = round_step(limit, rule.price_step) if d.side == "sell" else (
@@ -239,22 +245,7 @@ def plan(
     snapshot_id: str | None = None,
 ) -> Proposal:
     """The proposal for one evaluation; it has no orders when nothing fired or data is stale."""
-    planner = Planner(settings, market_rules)
-    warnings = list(ev.warnings)
-    orders: list[Order] = []
-    if ev.freshness.any_spot_stale:
-        warnings.append("stale data: no orders proposed")
-    elif ev.valuation.value <= 0:
-        warnings.append("the portfolio has no value to rebalance: deposit stablecoins first")
-    elif ev.triggers:
-        spot = planner.spot_drafts(ev, snapshot, portfolio, ev.triggers) if "spot" in ev.scopes else []
-        futures = (planner.futures_drafts(ev, snapshot, portfolio, ev.triggers)
-                   if "futures" in ev.scopes else [])
-        sells = [d for d in spot if d.side == "sell"]
-        futures = planner.afford_futures(sells, futures, portfolio)
-        buys = planner.fund_buys(sells, [d for d in spot if d.side == "buy"], futures, portfolio)
-        orders = [planner.to_order(d, leg) for leg, d in enumerate([*sells, *buys, *futures])]
-        warnings.extend(planner.warnings)
+    orders, warnings = plan_orders(ev, snapshot, portfolio, settings, market_rules)
     after = simulate(portfolio, orders, settings.quote)
     valuation_after = value_portfolio(after, snapshot, settings.stablecoins)
     now = snapshot.as_of
@@ -274,10 +265,33 @@ def plan(
         est_slippage=sum((o.est_slippage for o in orders), ZERO),
         expected_carry_apr=carry_of(ev, snapshot, settings),
         hurdle_apr=settings.strategy.rules.hurdle.min_apr,
-        warnings=tuple(dict.fromkeys(warnings)),
+        warnings=tuple(dict.fromkeys([*ev.warnings, *warnings])),
         snapshot_id=snapshot_id,
         prices={a: p for a in snapshot.assets if (p := snapshot.price(a)) is not None},
     )
+
+
+def plan_orders(ev: Evaluation, snapshot: MarketSnapshot, portfolio: Portfolio, settings: Settings,
+                market_rules: Mapping[str, MarketRule] | None = None) -> tuple[list[Order], list[str]]:
+    """A proposal's orders (spot sells, spot buys, futures) and the planner's own warnings.
+
+    What the backtest executes; `plan` dresses them as a Proposal with the book before and after.
+    """
+    planner = Planner(settings, market_rules)
+    if ev.freshness.any_spot_stale:
+        return [], ["stale data: no orders proposed"]
+    if ev.valuation.value <= 0:
+        return [], ["the portfolio has no value to rebalance: deposit stablecoins first"]
+    if not ev.triggers:
+        return [], []
+    spot = planner.spot_drafts(ev, snapshot, portfolio, ev.triggers) if "spot" in ev.scopes else []
+    futures = (planner.futures_drafts(ev, snapshot, portfolio, ev.triggers)
+               if "futures" in ev.scopes else [])
+    sells = [d for d in spot if d.side == "sell"]
+    futures = planner.afford_futures(sells, futures, portfolio)
+    buys = planner.fund_buys(sells, [d for d in spot if d.side == "buy"], futures, portfolio)
+    orders = [planner.to_order(d, leg) for leg, d in enumerate([*sells, *buys, *futures])]
+    return orders, planner.warnings
 
 
 def simulate(portfolio: Portfolio, orders: list[Order] | tuple[Order, ...], quote: str) -> Portfolio:

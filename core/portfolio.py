@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from core.errors import SnapshotError
-from core.models import ZERO, MarketSnapshot, Portfolio, Position
+from core.models import ZERO, MarketSnapshot, Portfolio, Position, base_asset
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,8 +18,20 @@ class Valuation:
     quote: str
     spot_value: Mapping[str, Decimal]
     futures_notional: Mapping[str, Decimal]
-    delta: Mapping[str, Decimal]
     stable_value: Decimal
+    # What `delta` is made of, worked out on demand: most valuations never ask for it.
+    balances: Mapping[str, Decimal]
+    positions: tuple[Position, ...]
+
+    @property
+    def delta(self) -> dict[str, Decimal]:
+        """Net base units per asset: spot held plus futures (signed)."""
+        units: dict[str, Decimal] = {}
+        for position in self.positions:
+            asset = asset_of(position.symbol)
+            units[asset] = units.get(asset, ZERO) + position.base_units
+        return {a: self.balances.get(a, ZERO) + units.get(a, ZERO)
+                for a in {**self.spot_value, **self.futures_notional}}
 
     def weight(self, asset: str) -> Decimal:
         return self.spot_value.get(asset, ZERO) / self.value if self.value else ZERO
@@ -55,7 +67,20 @@ class Valuation:
 
 def position_price(position: Position, snapshot: MarketSnapshot) -> Decimal | None:
     """The price that values a position's exposure: spot (delta terms), else the contract's own."""
-    return _position_price(position, position.asset, snapshot)
+    return _position_price(position, asset_of(position.symbol), snapshot)
+
+
+def asset_of(symbol: str) -> str:
+    """`Position.asset` for a symbol, remembered: books hold the same few symbols every day."""
+    asset = _ASSETS.get(symbol)
+    if asset is None:
+        if len(_ASSETS) > 4096:
+            _ASSETS.clear()
+        asset = _ASSETS[symbol] = base_asset(symbol)
+    return asset
+
+
+_ASSETS: dict[str, str] = {}
 
 
 def _position_price(position: Position, asset: str, snapshot: MarketSnapshot) -> Decimal | None:
@@ -75,45 +100,44 @@ def _position_price(position: Position, asset: str, snapshot: MarketSnapshot) ->
 def value_portfolio(
     portfolio: Portfolio, snapshot: MarketSnapshot, stablecoins: Iterable[str]
 ) -> Valuation:
-    """Value spot balances and futures notionals in the snapshot's quote currency."""
-    stables = set(stablecoins) | {snapshot.quote}
-    spot_value: dict[str, Decimal] = {a: ZERO for a in snapshot.assets}
+    """Value spot balances and futures notionals in the snapshot's quote currency.
+
+    A frozenset of stablecoins that holds the quote is used as it is (an evaluator's own).
+    """
+    quote = snapshot.quote
+    stables = (stablecoins if isinstance(stablecoins, frozenset) and quote in stablecoins
+               else frozenset(stablecoins) | {quote})
+    markets = snapshot.assets
+    spot_value: dict[str, Decimal] = dict.fromkeys(markets, ZERO)
     stable_value = ZERO
     for asset, amount in portfolio.balances.items():
-        if amount < 0:
+        if amount < ZERO:
             raise SnapshotError(f"balance of {asset} is negative ({amount})")
         if asset in stables:
             stable_value += amount
             continue
-        price = snapshot.price(asset)
-        if price is None:
+        market = markets.get(asset)  # snapshot.price: the quote is among the stables
+        if market is None or market.spot is None:
             if amount == 0:
                 continue
             raise SnapshotError(f"holding {amount} {asset} but the snapshot has no spot price for it")
-        spot_value[asset] = amount * price
-    # One pass over the positions: notional and base units per asset (delta = spot + units).
+        spot_value[asset] = amount * market.spot.price
     notional: dict[str, Decimal] = {}
-    units: dict[str, Decimal] = {}
     for position in portfolio.positions:
-        asset = position.asset
+        asset = _ASSETS.get(position.symbol) or asset_of(position.symbol)
         price = _position_price(position, asset, snapshot)
         if price is None:
             raise SnapshotError(f"position in {position.symbol} but no price for {asset}")
-        base_units = position.base_units
-        notional[asset] = notional.get(asset, ZERO) + base_units * price
-        units[asset] = units.get(asset, ZERO) + base_units
-    delta = {
-        a: portfolio.balances.get(a, ZERO) + units.get(a, ZERO)
-        for a in set(spot_value) | set(notional)
-    }
+        notional[asset] = notional.get(asset, ZERO) + position.base_units * price
     value = stable_value + sum(spot_value.values(), ZERO)
     return Valuation(
         value=value,
-        quote=snapshot.quote,
+        quote=quote,
         spot_value=spot_value,
         futures_notional=notional,
-        delta=delta,
         stable_value=stable_value,
+        balances=portfolio.balances,
+        positions=portfolio.positions,
     )
 
 

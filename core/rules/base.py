@@ -8,7 +8,7 @@ hysteresis nor repeats an alert.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -20,6 +20,8 @@ from core.strategy_config import Allocation, Strategy
 from core.targets import Targets
 
 Scope = Literal["spot", "futures"]
+# Effects are pure: the same effect object given the same Targets gives equal targets, so an
+# evaluator may reuse what an effect made of those very targets before.
 Effect = Callable[[Targets], Targets]
 
 
@@ -121,14 +123,15 @@ class Resting:
 
     A rule resting in a state returns the same outcome object cycle after cycle (the state
     object carries over unchanged), so the many assets and books of a backtest do not build
-    them anew. Effects must depend only on the asset (and the rule's config).
+    them anew. Effects made here must depend only on the asset (and the rule's config).
     """
 
-    def __init__(self, name: str, effect: Callable[[str], Effect]) -> None:
+    def __init__(self, name: str, effect: Callable[[str], Effect] | None = None) -> None:
         self.name, self._effect = name, effect
         self._keys: dict[str, str] = {}
         self._effects: dict[str, Effect] = {}
         self._outcomes: dict[str, Outcome] = {}
+        self._slots: dict[tuple[str, ...], tuple[tuple[str, str], ...]] = {}
 
     def key(self, asset: str) -> str:
         key = self._keys.get(asset)
@@ -136,9 +139,20 @@ class Resting:
             key = self._keys[asset] = f"{self.name}:{asset}"
         return key
 
+    def slots(self, assets: Iterable[str]) -> tuple[tuple[str, str], ...]:
+        """(asset, key) of `assets` in name order, worked out once per set of names."""
+        names = tuple(assets)
+        found = self._slots.get(names)
+        if found is None:
+            if len(self._slots) > 64:
+                self._slots.clear()
+            found = self._slots[names] = tuple((a, self.key(a)) for a in sorted(names))
+        return found
+
     def effect(self, asset: str) -> Effect:
         effect = self._effects.get(asset)
         if effect is None:
+            assert self._effect is not None  # rules that make their own effects never ask
             effect = self._effects[asset] = self._effect(asset)
         return effect
 

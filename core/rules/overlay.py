@@ -60,33 +60,30 @@ class _PerAssetFunding:
 
     name = ""
     active = ""
+    resting: Resting
 
     def effect(self, asset: str, ctx: RuleContext):  # pragma: no cover - overridden
         raise NotImplementedError
 
-    def check(self, ctx: RuleContext, old: RuleState, asset: str, rate8: Decimal,
+    def check(self, ctx: RuleContext, old: RuleState, asset: str,
               perp: PerpQuote) -> tuple[str, str, dict[str, str]] | None:  # pragma: no cover
         raise NotImplementedError
 
     def evaluate(self, ctx: RuleContext, states: Mapping[str, RuleState]) -> list[Outcome]:
-        outcomes = []
-        for asset, market in sorted(ctx.snapshot.assets.items()):
-            if market.perp is None:
+        outcomes, resting, now, markets = [], self.resting, ctx.now, ctx.snapshot.assets
+        for asset, key in resting.slots(markets):
+            perp = markets[asset].perp
+            if perp is None:
                 continue
-            key = f"{self.name}:{asset}"
-            old = carry_state(key, states, "normal", ctx.now)
+            old = states.get(key) or RuleState("normal", now)  # carry_state
             effect = self.effect(asset, ctx) if old.state == self.active else None
-            if asset in ctx.freshness.stale_perp:
-                outcomes.append(stay(key, old, effect))
-                continue
-            rate8 = rate_per_8h(market.perp.funding_rate, market.perp.funding_interval_hours)
-            verdict = self.check(ctx, old, asset, rate8, market.perp)
+            verdict = None if asset in ctx.freshness.stale_perp else self.check(ctx, old, asset, perp)
             if verdict is None:
-                outcomes.append(stay(key, old, effect))
+                outcomes.append(resting.stay(key, old, effect))
                 continue
             new, explanation, values = verdict
             outcomes.append(transition(
-                key, old, new, ctx.now, rule=self.name, asset=asset, explanation=explanation,
+                key, old, new, now, rule=self.name, asset=asset, explanation=explanation,
                 values=values, effect=self.effect(asset, ctx) if new == self.active else None,
                 scopes=FUTURES))
         return outcomes
@@ -99,8 +96,12 @@ class FundingExtreme(_PerAssetFunding):
 
     def __init__(self, cfg: FundingExtremeRule) -> None:
         self.cfg = cfg
+        self.resting = Resting(self.name, self._cut)
 
     def effect(self, asset: str, ctx: RuleContext):
+        return self.resting.effect(asset)  # depends on the asset alone: made once
+
+    def _cut(self, asset: str):
         keep = 1 - self.cfg.cut_by
 
         def cut(t: Targets) -> Targets:
@@ -108,7 +109,7 @@ class FundingExtreme(_PerAssetFunding):
             return t.with_futures(asset, long * keep) if long > 0 else t
         return cut
 
-    def check(self, ctx, old, asset, rate8, perp):
+    def check(self, ctx, old, asset, perp):
         cfg = self.cfg
         if old.state == "normal":
             window = funding_held_window(perp, ctx.now, cfg.hold_days, "8h",
@@ -120,7 +121,9 @@ class FundingExtreme(_PerAssetFunding):
                     f"days ({verdict.describe('/8h')}): excessive greed, cut the net long futures "
                     f"by {pct(cfg.cut_by, 0)}"
                 ), {"funding_8h_mean": pct(verdict.mean, 4), "threshold_8h": pct(cfg.rate_8h_above, 3)}
-        elif rate8 < cfg.normal_rate_8h_below:
+            return None
+        rate8 = rate_per_8h(perp.funding_rate, perp.funding_interval_hours)
+        if rate8 < cfg.normal_rate_8h_below:
             return "normal", (
                 f"{asset} funding normalized to {pct(rate8, 4)}/8h (below "
                 f"{pct(cfg.normal_rate_8h_below, 3)}): restore the net long futures"
@@ -135,6 +138,7 @@ class NegativeFunding(_PerAssetFunding):
 
     def __init__(self, cfg: NegativeFundingRule) -> None:
         self.cfg = cfg
+        self.resting = Resting(self.name)
 
     def effect(self, asset: str, ctx: RuleContext):
         cfg, base = self.cfg, ctx.base
@@ -147,7 +151,7 @@ class NegativeFunding(_PerAssetFunding):
             return t.with_futures(asset, t.futures.get(asset, ZERO) + min(cfg.step * share, room))
         return add_long
 
-    def check(self, ctx, old, asset, rate8, perp):
+    def check(self, ctx, old, asset, perp):
         cfg = self.cfg
         if old.state == "normal":
             window = funding_held_window(perp, ctx.now, cfg.hold_days, "8h",
@@ -160,7 +164,9 @@ class NegativeFunding(_PerAssetFunding):
                     f"{pct(cfg.cap, 0)} of the portfolio"
                 ), {"funding_8h_mean": pct(verdict.mean, 4), "threshold_8h": pct(cfg.rate_8h_below, 3),
                     "cap": pct(cfg.cap, 0)}
-        elif rate8 >= cfg.reset_rate_8h_above:
+            return None
+        rate8 = rate_per_8h(perp.funding_rate, perp.funding_interval_hours)
+        if rate8 >= cfg.reset_rate_8h_above:
             return "normal", (
                 f"{asset} funding is back to {pct(rate8, 4)}/8h: return to the target net long"
             ), {"funding_8h": pct(rate8, 4)}

@@ -22,19 +22,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from core.models import ZERO, AssetMarket
-from core.rules.base import (
-    Effect,
-    Outcome,
-    RuleContext,
-    RuleState,
-    Scope,
-    carry_state,
-    pct,
-    stay,
-    transition,
-)
-from core.signals import Direction, basis_apr, funding_held_window, nearest_future
+from core.models import ZERO, AssetMarket, FutureQuote, PerpQuote
+from core.rules.base import Effect, Outcome, Resting, RuleContext, RuleState, Scope, pct, stay, transition
+from core.signals import PrintWindow, basis_apr, funding_held_window, nearest_future
 from core.strategy_config import HurdleRule, Persistence, PremiumRegimeRule
 from core.targets import Targets
 
@@ -74,12 +64,32 @@ def next_state(cfg: PremiumRegimeRule, state: str, above: Past, below: Past) -> 
 
 @dataclass(frozen=True, slots=True)
 class Reading:
-    """An asset's annualized premium: the level shown, where it came from, and the table's tests."""
+    """An asset's annualized premium: the level shown, where it came from, and the table's tests.
+
+    A dated future's basis is compared as it is; a perpetual's premium is judged on its `window`
+    of prints held over `days`.
+    """
 
     level: Decimal
-    source: str
-    above: Past
-    below: Past
+    future: FutureQuote | None = None
+    perp: PerpQuote | None = None
+    window: PrintWindow | None = None
+    days: int = 0
+
+    def above(self, x: Decimal) -> bool:
+        return self.level > x if self.window is None else self.window.holds(x, "above")
+
+    def below(self, x: Decimal) -> bool:
+        return self.level < x if self.window is None else self.window.holds(x, "below")
+
+    @property
+    def source(self) -> str:
+        """Where the level comes from (only a trigger shows it, so it is put into words then)."""
+        if self.future is not None:
+            return f"basis of {self.future.symbol}"
+        count = len(self.window.values) if self.window is not None else 0
+        symbol = self.perp.symbol if self.perp is not None else "?"
+        return f"mean of {count} funding prints of {symbol} over {self.days} days"
 
 
 def premium_reading(market: AssetMarket, now: datetime, days: int, rule: Persistence) -> Reading | None:
@@ -89,18 +99,29 @@ def premium_reading(market: AssetMarket, now: datetime, days: int, rule: Persist
         if future is not None:
             apr = basis_apr(future.price, market.spot.price, future.expiry, now)
             if apr is not None:
-                return Reading(apr, f"basis of {future.symbol}", lambda x: apr > x, lambda x: apr < x)
+                return Reading(apr, future=future)
     perp = market.perp
     if perp is None:
         return None
     window = funding_held_window(perp, now, days, "apr", rule)
     if window.mean is None:
         return None
+    return Reading(window.mean, perp=perp, window=window, days=days)
 
-    def held(direction: Direction) -> Past:
-        return lambda x: window.holds(x, direction)
-    prints = f"{len(window.values)} funding prints of {perp.symbol} over {days} days"
-    return Reading(window.mean, f"mean of {prints}", held("above"), held("below"))
+
+class _Effects:
+    """A regime rule's effects for one base, made once per regime and asset (they are pure)."""
+
+    def __init__(self, rule: PremiumRegime, base: Targets) -> None:
+        self.rule, self.base = rule, base
+        self.spot_total = sum((base.spot_weight(a) for a in base.assets), ZERO) or Decimal(1)
+        self._made: dict[tuple[str, str], Effect | None] = {}
+
+    def get(self, state: str, asset: str) -> Effect | None:
+        key = (state, asset)
+        if key not in self._made:
+            self._made[key] = self.rule.effect(state, asset, self.base, self.spot_total)
+        return self._made[key]
 
 
 class PremiumRegime:
@@ -108,6 +129,8 @@ class PremiumRegime:
 
     def __init__(self, cfg: PremiumRegimeRule, hurdle: HurdleRule) -> None:
         self.cfg, self.hurdle = cfg, hurdle
+        self.resting = Resting(self.name)
+        self._effects: _Effects | None = None
 
     def effect(self, state: str, asset: str, base: Targets, spot_total: Decimal) -> Effect | None:
         """What a regime does to the targets; `spot_total` is the base's spot weight (or 1)."""
@@ -141,21 +164,20 @@ class PremiumRegime:
 
     def evaluate(self, ctx: RuleContext, states: Mapping[str, RuleState]) -> list[Outcome]:
         outcomes: list[Outcome] = []
-        base, days = ctx.base, hold_days(self.cfg)
-        spot_total = sum((base.spot_weight(a) for a in base.assets), ZERO) or Decimal(1)
-        for asset, market in sorted(ctx.snapshot.assets.items()):
-            key = f"{self.name}:{asset}"
-            old = carry_state(key, states, "baseline", ctx.now)
-            effect = self.effect(old.state, asset, base, spot_total)
-            stale = asset in ctx.freshness.stale_spot or (
-                asset in ctx.freshness.stale_perp and asset in ctx.freshness.stale_futures
-            )
-            found = None if stale else premium_reading(market, ctx.now, days,
-                                                       ctx.strategy.rules.persistence)
+        cfg, resting, now, fresh = self.cfg, self.resting, ctx.now, ctx.freshness
+        markets, days, persistence = ctx.snapshot.assets, hold_days(cfg), ctx.strategy.rules.persistence
+        effects = self._effects
+        if effects is None or effects.base is not ctx.base:
+            effects = self._effects = _Effects(self, ctx.base)
+        for asset, key in resting.slots(markets):
+            old = states.get(key) or RuleState("baseline", now)  # carry_state
+            effect = effects.get(old.state, asset)
+            stale = asset in fresh.stale_spot or (asset in fresh.stale_perp and asset in fresh.stale_futures)
+            found = None if stale else premium_reading(markets[asset], now, days, persistence)
             if found is None:
-                outcomes.append(stay(key, old, effect))
+                outcomes.append(resting.stay(key, old, effect))
                 continue
-            new = next_state(self.cfg, old.state, found.above, found.below)
+            new = next_state(cfg, old.state, found.above, found.below)
             premium = found.level
             if new == "basis" and old.state != "basis" and premium < self.hurdle.min_apr:
                 outcomes.append(stay(key, old, effect, (
@@ -164,20 +186,20 @@ class PremiumRegime:
                 )))
                 continue
             if new == old.state:
-                outcomes.append(stay(key, old, effect))
+                outcomes.append(resting.stay(key, old, effect))
                 continue
             outcomes.append(transition(
-                key, old, new, ctx.now, rule=self.name, asset=asset,
+                key, old, new, now, rule=self.name, asset=asset,
                 explanation=(
                     f"{asset} annualized premium {pct(premium)} ({found.source}) moved the regime "
                     f"from {old.state} to {new} — {LABELS[new]}"
                 ),
                 values={"premium_apr": pct(premium), "source": found.source,
-                        "accumulate_below": pct(self.cfg.accumulate_below),
-                        "basis_above": pct(self.cfg.basis_above),
-                        "derisk_above": pct(self.cfg.derisk_above),
-                        "exit_below": pct(self.cfg.exit_below)},
-                effect=self.effect(new, asset, base, spot_total),
+                        "accumulate_below": pct(cfg.accumulate_below),
+                        "basis_above": pct(cfg.basis_above),
+                        "derisk_above": pct(cfg.derisk_above),
+                        "exit_below": pct(cfg.exit_below)},
+                effect=effects.get(new, asset),
                 scopes=self.scopes(old.state, new),
             ))
         return outcomes

@@ -6,17 +6,42 @@ from collections.abc import Mapping
 from datetime import timedelta
 from decimal import Decimal
 
-from core.rules.base import Outcome, RuleContext, RuleState, carry_state, pct, stay, transition
+from core.rules.base import (
+    Effect,
+    Outcome,
+    Resting,
+    RuleContext,
+    RuleState,
+    carry_state,
+    pct,
+    stay,
+    transition,
+)
 from core.signals import basis_apr, funding_apr, funding_held_window, nearest_future, vol_ratio
 from core.strategy_config import Allocation, FundingRegimeRule, HurdleRule, RecoveryRule
 from core.targets import Targets
 
 
-def _replace_with(ctx: RuleContext, allocation: Allocation | None):
-    if allocation is None or ctx.resolve is None:
-        return None
-    resolved: Targets = ctx.resolve(allocation)
-    return lambda _targets: resolved
+class _Replacements:
+    """Effects replacing the targets with an allocation's, one per resolved targets object.
+
+    A regime holds its allocation for months: the same effect object every day lets the
+    evaluator reuse what was built on top of it.
+    """
+
+    def __init__(self) -> None:
+        self._made: dict[int, tuple[Targets, Effect]] = {}
+
+    def __call__(self, ctx: RuleContext, allocation: Allocation | None) -> Effect | None:
+        if allocation is None or ctx.resolve is None:
+            return None
+        resolved: Targets = ctx.resolve(allocation)
+        hit = self._made.get(id(resolved))  # the entry keeps `resolved` alive: its id stays its own
+        if hit is None:
+            if len(self._made) > 16:
+                self._made.clear()
+            hit = self._made[id(resolved)] = (resolved, lambda _targets: resolved)
+        return hit[1]
 
 
 def expected_carry(ctx: RuleContext, asset: str) -> Decimal | None:
@@ -43,11 +68,13 @@ class FundingRegime:
 
     def __init__(self, cfg: FundingRegimeRule, hurdle: HurdleRule) -> None:
         self.cfg, self.hurdle = cfg, hurdle
+        self.replace_with = _Replacements()
+        self.resting = Resting(self.name)
 
     def evaluate(self, ctx: RuleContext, states: Mapping[str, RuleState]) -> list[Outcome]:
         cfg, key, asset = self.cfg, self.name, self.cfg.reference_asset
         old = carry_state(key, states, cfg.start, ctx.now)
-        effect = _replace_with(ctx, cfg.high_allocation if old.state == "high" else cfg.low_allocation)
+        effect = self.replace_with(ctx, cfg.high_allocation if old.state == "high" else cfg.low_allocation)
         market = ctx.snapshot.assets.get(asset)
         if market is None or market.perp is None or asset in ctx.freshness.stale_perp:
             return [stay(key, old, effect, (f"{key}: no fresh funding for {asset}; regime kept",))]
@@ -55,7 +82,7 @@ class FundingRegime:
         if old.state == "low":
             window = funding_held_window(market.perp, ctx.now, cfg.hold_days, "apr", persistence)
             if not window.holds(cfg.enter_apr, "above"):
-                return [stay(key, old, effect)]
+                return [self.resting.stay(key, old, effect)]
             verdict = window.held(cfg.enter_apr, "above")
             carry = expected_carry(ctx, asset)
             if carry is None or carry < self.hurdle.min_apr:
@@ -72,12 +99,12 @@ class FundingRegime:
                 ),
                 values={"funding_apr_mean": pct(verdict.mean), "enter_apr": pct(cfg.enter_apr),
                         "window_days": str(cfg.hold_days), "carry_apr": pct(carry)},
-                effect=_replace_with(ctx, cfg.high_allocation),
+                effect=self.replace_with(ctx, cfg.high_allocation),
                 scopes=frozenset({"spot", "futures"}),
             )]
         window = funding_held_window(market.perp, ctx.now, cfg.exit_hold_days, "apr", persistence)
         if not window.holds(cfg.exit_apr, "below"):
-            return [stay(key, old, effect)]
+            return [self.resting.stay(key, old, effect)]
         verdict = window.held(cfg.exit_apr, "below")
         return [transition(
             key, old, "low", ctx.now, rule=key, asset=asset,
@@ -88,7 +115,7 @@ class FundingRegime:
             ),
             values={"funding_apr_mean": pct(verdict.mean), "exit_apr": pct(cfg.exit_apr),
                     "window_days": str(cfg.exit_hold_days)},
-            effect=_replace_with(ctx, cfg.low_allocation),
+            effect=self.replace_with(ctx, cfg.low_allocation),
             scopes=frozenset({"spot", "futures"}),
         )]
 
@@ -100,12 +127,13 @@ class Recovery:
 
     def __init__(self, cfg: RecoveryRule) -> None:
         self.cfg = cfg
+        self.replace_with = _Replacements()
 
     def evaluate(self, ctx: RuleContext, states: Mapping[str, RuleState]) -> list[Outcome]:
         cfg, key, asset = self.cfg, self.name, self.cfg.reference_asset
         old = carry_state(key, states, "defensive", ctx.now)
         if old.state == "recovered":
-            return [stay(key, old, _replace_with(ctx, cfg.recovered_allocation))]
+            return [stay(key, old, self.replace_with(ctx, cfg.recovered_allocation))]
         market = ctx.snapshot.assets.get(asset)
         if market is None or market.perp is None or asset in ctx.freshness.stale_perp:
             return [stay(key, old, None)]
@@ -132,6 +160,6 @@ class Recovery:
             ),
             values={"bounce": pct(bounce), "vol_ratio": f"{ratio:.2f}",
                     "funding_apr_mean": pct(verdict.mean)},
-            effect=_replace_with(ctx, cfg.recovered_allocation),
+            effect=self.replace_with(ctx, cfg.recovered_allocation),
             scopes=frozenset({"spot", "futures"}),
         )]

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from decimal import Decimal
 
 from core.models import ZERO
-from core.rules.base import Outcome, Resting, RuleContext, RuleState, Scope, carry_state, pct, transition
+from core.rules.base import Outcome, Resting, RuleContext, RuleState, Scope, pct, transition
 from core.signals import vol_ratios
 from core.strategy_config import VolatilitySpikeRule
 from core.targets import Targets
@@ -37,30 +37,26 @@ class VolatilitySpike:
                 "reset_ratio": f"{cfg.reset_ratio}", "reduce_by": pct(cfg.reduce_by, 0)}
 
     def evaluate(self, ctx: RuleContext, states: Mapping[str, RuleState]) -> list[Outcome]:
-        cfg, outcomes = self.cfg, []
+        cfg, resting, now, outcomes = self.cfg, self.resting, ctx.now, []
         ratios = vol_ratios(ctx.snapshot, cfg.short_days, cfg.long_days)
-        resting = self.resting
-        for asset in sorted(ctx.snapshot.assets):
-            key = resting.key(asset)
-            old = carry_state(key, states, "normal", ctx.now)
-            effect = resting.effect(asset) if old.state == "spike" else None
-            ratio = None if asset in ctx.freshness.closes_stale else ratios[asset]
-            if ratio is None:
-                outcomes.append(resting.stay(key, old, effect))
-                continue
-            if old.state == "normal" and ratio >= cfg.ratio:
+        stale = ctx.freshness.closes_stale
+        for asset, key in resting.slots(ctx.snapshot.assets):
+            old = states.get(key) or RuleState("normal", now)  # carry_state
+            ratio = None if asset in stale else ratios[asset]
+            if ratio is not None and old.state == "normal" and ratio >= cfg.ratio:
                 outcomes.append(transition(
-                    key, old, "spike", ctx.now, rule=self.name, asset=asset,
+                    key, old, "spike", now, rule=self.name, asset=asset,
                     explanation=(f"{asset} {cfg.short_days}-day volatility is {ratio:.2f}× its "
                                  f"{cfg.long_days}-day baseline (≥ {cfg.ratio}×): risk per unit "
                                  f"held jumped, reduce {asset} by {pct(cfg.reduce_by, 0)}"),
                     values=self.values(ratio), effect=resting.effect(asset), scopes=BOTH))
-            elif old.state == "spike" and ratio < cfg.reset_ratio:
+            elif ratio is not None and old.state == "spike" and ratio < cfg.reset_ratio:
                 outcomes.append(transition(
-                    key, old, "normal", ctx.now, rule=self.name, asset=asset,
+                    key, old, "normal", now, rule=self.name, asset=asset,
                     explanation=(f"{asset} volatility subsided to {ratio:.2f}× its baseline "
                                  f"(< {cfg.reset_ratio}×): back to the target weight"),
                     values=self.values(ratio), effect=None, scopes=BOTH))
             else:
+                effect = resting.effect(asset) if old.state == "spike" else None
                 outcomes.append(resting.stay(key, old, effect))
         return outcomes

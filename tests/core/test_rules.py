@@ -82,7 +82,8 @@ def _premium(future_price, state=None, rate=0.00001):
 
 def test_premium_table_moves_through_basis_derisk_and_back_below_5pct():
     ev, _ = _premium(51500)  # 12.17%
-    assert fired(ev, "premium_regime")[0].state_to == "basis"
+    [t] = fired(ev, "premium_regime")
+    assert t.state_to == "basis" and t.values["source"] == "basis of BTC/USDT:USDT-250831"
     ev, _ = _premium(53082, ev.states)  # 25%
     assert fired(ev, "premium_regime")[0].state_to == "derisk"
     ev, _ = _premium(51300, ev.states)  # 10.5%: de-risk holds until below 5%
