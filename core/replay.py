@@ -29,7 +29,7 @@ from core.models import (
     SpotQuote,
 )
 from core.signal_tables import CloseTable, PrintTable, in_time_order
-from core.signals import ReplayedAssets, Unit
+from core.signals import ReplayedAssets, Unit, vol_ratios
 
 EPSILON = timedelta(microseconds=1)
 ONE_DAY = timedelta(days=1)
@@ -165,6 +165,7 @@ class Replay:
             for s in self.perp_symbols.values()}
         self._funding_span = timedelta(days=self.funding_days) - EPSILON
         self._closes_span = timedelta(days=self.closes_days)
+        self._fg_span = timedelta(days=self.funding_days)
         self._fg_days = tuple(sorted(frame.fear_greed))
         self._fg_pairs = tuple((d, frame.fear_greed[d]) for d in self._fg_days)
         self._cache: dict[date, MarketSnapshot] = {}
@@ -208,7 +209,9 @@ class Replay:
                 if prints is not None:
                     prints.converted(unit)
         for day in days:
-            self.snapshot(day)
+            snap = self.snapshot(day)
+            for short, long in windows:  # every asset's ratios, kept with the snapshot (core/signals.py)
+                vol_ratios(snap, short, long)
 
     def _spot(self, asset: str, day: date) -> tuple[SpotQuote, tuple[Close, ...]] | None:
         days = self._close_days[asset]
@@ -238,7 +241,7 @@ class Replay:
             return None
         interval = DEFAULT_INTERVAL
         if len(prints) > 1:
-            interval = _interval((prints[-1].time - prints[-2].time).total_seconds())
+            interval = _interval(prints[-1].time - prints[-2].time)
         mark = self.perp_closes.get(asset, {}).get(day, index)
         # symbol, mark, index, funding_rate, funding_interval_hours, timestamp, funding_history
         return PerpQuote(symbol, mark, index, prints[-1].rate, interval, as_of, prints)
@@ -247,10 +250,10 @@ class Replay:
         stop = bisect_right(self._fg_days, day)
         if stop == 0:
             return None
-        first = bisect_right(self._fg_days, day - timedelta(days=self.funding_days), 0, stop)
+        first = bisect_right(self._fg_days, day - self._fg_span, 0, stop)
         last, value = self._fg_pairs[stop - 1]
         # alternative.me stamps each value at the start of its day.
-        return FearGreed(value, datetime.combine(last, time(), UTC), self._fg_pairs[first:stop])
+        return FearGreed(value, datetime.combine(last, MIDNIGHT, UTC), self._fg_pairs[first:stop])
 
     def snapshot(self, day: date) -> MarketSnapshot:
         """The market as the bot would have seen it at the end of `day`."""
@@ -265,9 +268,8 @@ class Replay:
                 continue  # not listed yet: the asset is not part of this day's market
             spot, closes = found
             perp = self._perp(asset, as_of, spot.price, day)
-            assets[asset] = AssetMarket(asset=asset, spot=spot, perp=perp, closes=closes)
-        snap = MarketSnapshot(as_of=as_of, quote=self.quote, assets=assets,
-                              fear_greed=self._fear_greed(day))
+            assets[asset] = AssetMarket(asset, spot, perp, (), closes)  # no dated futures in history
+        snap = MarketSnapshot(as_of, self.quote, assets, self._fear_greed(day))
         self._cache[day] = snap
         return snap
 
@@ -284,10 +286,10 @@ class Replay:
 
 
 @lru_cache(maxsize=64)
-def _interval(seconds: float) -> Decimal:
+def _interval(gap: timedelta) -> Decimal:
     """The funding interval a gap between the last two prints stands for (8 h if unusual)."""
-    gap = Decimal(seconds) / 3600
-    return gap.quantize(Decimal(1)) if 1 <= gap <= 8 else DEFAULT_INTERVAL
+    hours = Decimal(gap.total_seconds()) / 3600
+    return hours.quantize(Decimal(1)) if 1 <= hours <= 8 else DEFAULT_INTERVAL
 
 
 _last: tuple[HistoryFrame, Settings, Replay] | None = None
