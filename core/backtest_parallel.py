@@ -18,7 +18,6 @@ from decimal import Decimal
 from typing import TypeVar
 
 from core.backtest import (
-    BASELINES,
     DEFAULT_INITIAL,
     BacktestResult,
     Progress,
@@ -61,14 +60,6 @@ def in_two(mine: Callable[[Progress], list[T]], theirs: Callable[[Progress], lis
             send.close()
 
     proc = ctx.Process(target=child, daemon=True)
-    # Objects alive at the fork (the history, the modules) need no collecting in either process:
-    # freezing them keeps the collector off them, and off the child's copy-on-write pages.
-    gc.freeze()
-    try:
-        proc.start()
-    finally:
-        gc.unfreeze()
-    send.close()
     days = 0
 
     def both(i: int, n: int) -> None:
@@ -77,14 +68,23 @@ def in_two(mine: Callable[[Progress], list[T]], theirs: Callable[[Progress], lis
         if progress is not None:
             progress(i * weights[0] + done.value * weights[1], n * sum(weights))
 
+    # Objects alive at the fork (the history, the prepared replay, the modules) need no
+    # collecting in either process while the runs go on: frozen, the collector leaves them
+    # alone here and in the child, whose copy-on-write pages it would otherwise touch.
+    gc.freeze()
     try:
-        ours = mine(both)
-        while not receive.poll(0.05):
-            both(days, days)
-        status, payload = receive.recv()
+        proc.start()
+        send.close()
+        try:
+            ours = mine(both)
+            while not receive.poll(0.05):
+                both(days, days)
+            status, payload = receive.recv()
+        finally:
+            receive.close()
+            proc.join(timeout=5)
     finally:
-        receive.close()
-        proc.join(timeout=5)
+        gc.unfreeze()
     if status == "error":
         raise payload
     both(days, days)
@@ -92,22 +92,24 @@ def in_two(mine: Callable[[Progress], list[T]], theirs: Callable[[Progress], lis
 
 
 # What a preset's books cost, in units of one book's day without rules of its own (settlement,
-# valuation, drift and the volatility spike, which every preset has). Measured over 2020–2026
-# on five assets: the premium table judges every asset's funding window every day and about
-# doubles a book; a funding overlay reads every asset too but mostly rests; a regime rule
-# reads one asset. A baseline (drift alone, traded at most monthly or on its band) costs half
-# a book. Only the balance of the split depends on these numbers, never a result.
+# valuation, drift and the volatility spike, which every preset has). Measured per book over
+# 2020–2026 on five assets: the premium table judges every asset's funding window every day;
+# the funding overlays read every asset's rate and trade more; a regime rule reads one asset.
+# The three baselines (drift alone, traded at most monthly or on the band) cost about 1.4 books
+# together when the allocation holds hedged or futures legs to settle, 0.8 without. Only how
+# evenly the work is split depends on these numbers, never a result.
 BOOK_COST = 1.0
-RULE_COSTS = {"premium_regime": 1.0, "funding_extreme": 0.3, "negative_funding": 0.3,
-              "correction_hedge": 0.3, "funding_regime": 0.2, "recovery": 0.2, "fear_greed": 0.1}
-BASELINE_COST = 0.5
+RULE_COSTS = {"premium_regime": 0.7, "funding_extreme": 0.4, "negative_funding": 0.3,
+              "correction_hedge": 0.3, "funding_regime": 0.25, "recovery": 0.15, "fear_greed": 0.0}
+BASELINES_COST = {True: 1.4, False: 0.8}  # whether the allocation holds hedged or futures legs
 
 
 def preset_cost(settings: Settings, baselines: bool = True) -> float:
     """The estimated cost of backtesting a strategy (and its baselines), in book-days."""
-    rules = settings.strategy.rules
-    cost = BOOK_COST + sum(w for name, w in RULE_COSTS.items() if getattr(rules, name).enabled)
-    return cost + (len(BASELINES) * BASELINE_COST if baselines else 0.0)
+    strategy = settings.strategy
+    cost = BOOK_COST + sum(w for name, w in RULE_COSTS.items() if getattr(strategy.rules, name).enabled)
+    legs = bool(strategy.allocation.hedged or strategy.allocation.futures)
+    return cost + (BASELINES_COST[legs] if baselines else 0.0)
 
 
 def split_presets(settings: Settings, presets: Sequence[str], baselines: bool = True) -> list[list[str]]:
