@@ -45,6 +45,10 @@ class SeriesWindow(tuple):  # type: ignore[type-arg]
         window.table, window.start, window.stop = table, start, stop
         return window
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickled or copied, a window is the plain tuple of its items: the table stays behind.
+        return tuple, (tuple(self),)
+
 
 class ReplayedAssets(dict):  # type: ignore[type-arg]
     """A replayed snapshot's assets, keeping the answers about the whole snapshot once worked out.
@@ -58,6 +62,10 @@ class ReplayedAssets(dict):  # type: ignore[type-arg]
     def __init__(self) -> None:
         super().__init__()
         self.answers: dict[tuple, Any] = {}
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickled or copied, these are the plain assets: the answers stay behind.
+        return dict, (dict(self),)
 
 
 def funding_apr(rate: Decimal, interval_hours: Decimal) -> Decimal:

@@ -7,7 +7,9 @@ them) are worked out on demand. Both must give the same Decimals, day by day.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import pickle
 import random
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, time, timedelta
@@ -190,6 +192,21 @@ def test_a_prepared_replay_has_every_snapshot_and_they_are_the_ones_built_day_by
         snap = prepared.snapshot(day)
         assert snap is prepared.snapshot(day)  # every run shares the same objects
         assert snap == lazy.snapshot(day)
+
+
+def test_a_pickled_or_copied_snapshot_is_a_plain_one_with_the_same_answers():
+    frame = _messy_frame(random.Random(2), 80)
+    replay = Replay(frame, make_settings())
+    snap = replay.snapshot(frame.days[-1])
+    vol_ratios(snap)  # an answer kept with the snapshot
+    for other in (pickle.loads(pickle.dumps(snap)), copy.deepcopy(snap), copy.copy(snap)):
+        assert other == snap
+        assert type(other.assets) is dict or other.assets is snap.assets  # a shallow copy shares them
+        for asset, m in other.assets.items():
+            assert m.closes == snap.assets[asset].closes
+            if other.assets is not snap.assets:
+                assert type(m.closes) is tuple
+        assert _exact(vol_ratios(other)) == _exact(vol_ratios(snap))
 
 
 def test_a_volatility_is_turned_into_the_decimal_realized_vol_builds():
