@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from core.config import Settings, Staleness
+from core.config import AssetConfig, Settings, Staleness
 from core.memo import SameInputMemo
 from core.models import ZERO, MarketSnapshot, Portfolio, Trigger
 from core.portfolio import Valuation, drift_pp, value_portfolio
@@ -153,8 +153,7 @@ class Evaluator:
         self.rules: tuple[Rule, ...] = tuple(build_rules(strategy))
         self.stablecoins = frozenset(settings.stablecoins) | {settings.quote}
         self._limits = tuple(settings.staleness.model_dump().values())
-        # Targets per allocation for one set of assets with a perpetual, swapped whole when it changes.
-        self._resolved: tuple[frozenset[str], dict[int, tuple[Allocation, Targets]]] = (frozenset(), {})
+        self._resolver = _Resolver(settings.assets, frozenset())  # replaced when the perps change
         known: tuple[Targets | None, tuple[DriftRow, ...], frozenset[str]] = (None, (), frozenset())
         self._drift_known = known
         self._applied: dict[tuple[int, int], tuple[Effect, Targets, Targets]] = {}
@@ -168,18 +167,10 @@ class Evaluator:
         """Allocation → targets; they depend only on it, the asset table and which assets have a perp."""
         perps = _PERPS.get((snapshot,), (), lambda: frozenset(
             a for a, m in snapshot.assets.items() if m.perp is not None))
-        known, resolved = self._resolved
-        if perps != known:
-            resolved = {}
-            self._resolved = (perps, resolved)
-        assets = self.settings.assets
-
-        def resolve(allocation: Allocation) -> Targets:
-            hit = resolved.get(id(allocation))  # the entry holds the allocation: its id is not reused
-            if hit is None:
-                hit = resolved[id(allocation)] = (allocation, resolve_targets(allocation, assets, set(perps)))
-            return hit[1]
-        return resolve
+        resolver = self._resolver
+        if perps != resolver.perps:
+            resolver = self._resolver = _Resolver(self.settings.assets, perps)
+        return resolver
 
     def evaluate(self, snapshot: MarketSnapshot, portfolio: Portfolio, states: Mapping[str, RuleState],
                  explicit_targets: Mapping | None = None) -> Evaluation:
@@ -190,8 +181,11 @@ class Evaluator:
         strategy = self.strategy
         fresh = self.freshness(snapshot)
         valuation = value_portfolio(portfolio, snapshot, self.stablecoins)
-        resolve = None if explicit_targets else self.resolver(snapshot)
-        base = base_targets(self.settings, snapshot, strategy, explicit_targets, resolve)
+        if explicit_targets:
+            resolve, base = None, targets_from_weights(explicit_targets, snapshot.quote)
+        else:
+            resolve = self.resolver(snapshot)
+            base = resolve(strategy.allocation)
         ctx = RuleContext(snapshot=snapshot, valuation=valuation, base=base, strategy=strategy,
                           now=snapshot.as_of, freshness=fresh, resolve=resolve)
         targets, triggers, changed = base, [], {}
@@ -238,6 +232,21 @@ class Evaluator:
             return rows
         held = [a for a, v in valuation.spot_value.items() if v and a not in names]
         return drift_rows(targets, sorted(names.union(held))) if held else rows
+
+
+class _Resolver:
+    """Allocation → targets for one asset table and set of assets with a perpetual, remembered."""
+
+    def __init__(self, assets: Mapping[str, AssetConfig], perps: frozenset[str]) -> None:
+        self.assets, self.perps = assets, perps
+        self._resolved: dict[int, tuple[Allocation, Targets]] = {}
+
+    def __call__(self, allocation: Allocation) -> Targets:
+        hit = self._resolved.get(id(allocation))  # the entry holds the allocation: its id is not reused
+        if hit is None:
+            targets = resolve_targets(allocation, self.assets, set(self.perps))
+            hit = self._resolved[id(allocation)] = (allocation, targets)
+        return hit[1]
 
 
 def _evaluator(settings: Settings, strategy: Strategy) -> Evaluator:

@@ -20,17 +20,17 @@ class Valuation:
     futures_notional: Mapping[str, Decimal]
     stable_value: Decimal
     # What `delta` is made of, worked out on demand: most valuations never ask for it.
-    balances: Mapping[str, Decimal]
-    positions: tuple[Position, ...]
+    portfolio: Portfolio
 
     @property
     def delta(self) -> dict[str, Decimal]:
         """Net base units per asset: spot held plus futures (signed)."""
         units: dict[str, Decimal] = {}
-        for position in self.positions:
+        for position in self.portfolio.positions:
             asset = asset_of(position.symbol)
             units[asset] = units.get(asset, ZERO) + position.base_units
-        return {a: self.balances.get(a, ZERO) + units.get(a, ZERO)
+        balances = self.portfolio.balances
+        return {a: balances.get(a, ZERO) + units.get(a, ZERO)
                 for a in {**self.spot_value, **self.futures_notional}}
 
     def weight(self, asset: str) -> Decimal:
@@ -130,15 +130,7 @@ def value_portfolio(
             raise SnapshotError(f"position in {position.symbol} but no price for {asset}")
         notional[asset] = notional.get(asset, ZERO) + position.base_units * price
     value = stable_value + sum(spot_value.values(), ZERO)
-    return Valuation(
-        value=value,
-        quote=quote,
-        spot_value=spot_value,
-        futures_notional=notional,
-        stable_value=stable_value,
-        balances=portfolio.balances,
-        positions=portfolio.positions,
-    )
+    return Valuation(value, quote, spot_value, notional, stable_value, portfolio)
 
 
 def drift_pp(weight: Decimal, target: Decimal) -> Decimal:

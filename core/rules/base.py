@@ -72,6 +72,10 @@ class Outcome:
 
 
 class Rule(Protocol):
+    """Outcomes for the keys a rule has news about: one that is new, changes state, holds an
+    effect or warns. A key resting in its carried-over state with none of these may be left out:
+    the evaluation carries its state over as it is (a backtest's books mostly rest)."""
+
     name: str
 
     def evaluate(self, ctx: RuleContext, states: Mapping[str, RuleState]) -> list[Outcome]: ...
@@ -155,6 +159,13 @@ class Resting:
             assert self._effect is not None  # rules that make their own effects never ask
             effect = self._effects[asset] = self._effect(asset)
         return effect
+
+    def rest(self, outcomes: list[Outcome], key: str, old: RuleState, carried: bool,
+             effect: Effect | None) -> None:
+        """`key` stays in `old`: said when the state is not `carried` over from the states given
+        or holds an effect, left out otherwise (see Rule)."""
+        if effect is not None or not carried:
+            outcomes.append(self.stay(key, old, effect))
 
     def stay(self, key: str, old: RuleState, effect: Effect | None) -> Outcome:
         hit = self._outcomes.get(key)

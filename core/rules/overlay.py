@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from decimal import Decimal
 
 from core.models import ZERO, PerpQuote
-from core.rules.base import Outcome, Resting, RuleContext, RuleState, carry_state, pct, stay, transition
+from core.rules.base import Outcome, Resting, RuleContext, RuleState, pct, transition
 from core.signals import funding_held_window, rate_per_8h
 from core.strategy_config import CorrectionHedgeRule, FearGreedRule, FundingExtremeRule, NegativeFundingRule
 from core.targets import Targets
@@ -27,19 +27,19 @@ class FearGreedExtreme:
 
     def __init__(self, cfg: FearGreedRule) -> None:
         self.cfg = cfg
-        self.resting = Resting(self.name, lambda _asset: to_net_neutral)
+        self.resting = Resting(self.name)
 
     def evaluate(self, ctx: RuleContext, states: Mapping[str, RuleState]) -> list[Outcome]:
         cfg, key = self.cfg, self.name
-        old = carry_state(key, states, "normal", ctx.now)
-        effect = to_net_neutral if old.state == "fear" else None
-        fg = ctx.snapshot.fear_greed
-        if fg is None or ctx.freshness.fear_greed_stale:
-            return [self.resting.stay(key, old, effect)]
-        crossed = (old.state == "normal" and fg.value < cfg.below) or (
-            old.state == "fear" and fg.value > cfg.reset_above)
-        if not crossed:
-            return [self.resting.stay(key, old, effect)]
+        carried = states.get(key)
+        old = carried or RuleState("normal", ctx.now)  # carry_state
+        fg = None if ctx.freshness.fear_greed_stale else ctx.snapshot.fear_greed
+        if fg is None or not ((old.state == "normal" and fg.value < cfg.below)
+                              or (old.state == "fear" and fg.value > cfg.reset_above)):
+            outcomes: list[Outcome] = []
+            effect = to_net_neutral if old.state == "fear" else None
+            self.resting.rest(outcomes, key, old, old is carried, effect)
+            return outcomes
         values = {"fear_greed": str(fg.value), "label": fg.label, "below": str(cfg.below),
                   "reset_above": str(cfg.reset_above)}
         if old.state == "normal":
@@ -75,11 +75,12 @@ class _PerAssetFunding:
             perp = markets[asset].perp
             if perp is None:
                 continue
-            old = states.get(key) or RuleState("normal", now)  # carry_state
-            effect = self.effect(asset, ctx) if old.state == self.active else None
+            carried = states.get(key)
+            old = carried or RuleState("normal", now)  # carry_state
             verdict = None if asset in ctx.freshness.stale_perp else self.check(ctx, old, asset, perp)
             if verdict is None:
-                outcomes.append(resting.stay(key, old, effect))
+                effect = self.effect(asset, ctx) if old.state == self.active else None
+                resting.rest(outcomes, key, old, old is carried, effect)
                 continue
             new, explanation, values = verdict
             outcomes.append(transition(
@@ -180,6 +181,7 @@ class CorrectionHedge:
 
     def __init__(self, cfg: CorrectionHedgeRule) -> None:
         self.cfg = cfg
+        self.resting = Resting(self.name)
 
     def hedge(self, t: Targets) -> Targets:
         cfg = self.cfg
@@ -188,14 +190,20 @@ class CorrectionHedge:
 
     def evaluate(self, ctx: RuleContext, states: Mapping[str, RuleState]) -> list[Outcome]:
         cfg, key = self.cfg, self.name
-        old = carry_state(key, states, "off", ctx.now)
-        effect = self.hedge if old.state == "on" else None
+        carried = states.get(key)
+        old = carried or RuleState("off", ctx.now)  # carry_state
         fg = None if ctx.freshness.fear_greed_stale else ctx.snapshot.fear_greed
         greedy = fg is not None and cfg.greed_above is not None and fg.value > cfg.greed_above
+        calm = not cfg.active and (fg is None or fg.value < cfg.reset_below)
+        turns_on = old.state == "off" and (cfg.active or greedy)
+        if not (turns_on or (old.state == "on" and calm and fg is not None)):
+            outcomes: list[Outcome] = []
+            self.resting.rest(outcomes, key, old, old is carried, self.hedge if old.state == "on" else None)
+            return outcomes
         notional = cfg.hedged_share * ctx.valuation.value * cfg.expected_drop
         values = {"hedged_share": pct(cfg.hedged_share, 0), "expected_drop": pct(cfg.expected_drop, 0),
                   "portfolio_value": f"{ctx.valuation.value:.2f}", "hedge_notional": f"{notional:.2f}"}
-        if old.state == "off" and (cfg.active or greedy):
+        if turns_on:
             why = "you asked for it (active = true)" if cfg.active else (
                 f"Fear & Greed is {fg.value} ({fg.label}), above {cfg.greed_above}")
             return [transition(
@@ -204,11 +212,9 @@ class CorrectionHedge:
                              f"{pct(cfg.hedged_share, 0)} × {ctx.valuation.value:,.0f} × "
                              f"{pct(cfg.expected_drop, 0)} = {notional:,.0f} {ctx.snapshot.quote} notional"),
                 values=values, effect=self.hedge, scopes=FUTURES)]
-        calm = not cfg.active and (fg is None or fg.value < cfg.reset_below)
-        if old.state == "on" and calm and fg is not None:
-            return [transition(
-                key, old, "off", ctx.now, rule=key, asset=cfg.hedge_asset,
-                explanation=(f"Fear & Greed cooled to {fg.value} ({fg.label}), below "
-                             f"{cfg.reset_below}: close the correction hedge"),
-                values=values, effect=None, scopes=FUTURES)]
-        return [stay(key, old, effect)]
+        assert fg is not None  # turning off needs a calm reading
+        return [transition(
+            key, old, "off", ctx.now, rule=key, asset=cfg.hedge_asset,
+            explanation=(f"Fear & Greed cooled to {fg.value} ({fg.label}), below "
+                         f"{cfg.reset_below}: close the correction hedge"),
+            values=values, effect=None, scopes=FUTURES)]

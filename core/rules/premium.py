@@ -170,12 +170,13 @@ class PremiumRegime:
         if effects is None or effects.base is not ctx.base:
             effects = self._effects = _Effects(self, ctx.base)
         for asset, key in resting.slots(markets):
-            old = states.get(key) or RuleState("baseline", now)  # carry_state
+            carried = states.get(key)
+            old = carried or RuleState("baseline", now)  # carry_state
             effect = effects.get(old.state, asset)
             stale = asset in fresh.stale_spot or (asset in fresh.stale_perp and asset in fresh.stale_futures)
             found = None if stale else premium_reading(markets[asset], now, days, persistence)
             if found is None:
-                outcomes.append(resting.stay(key, old, effect))
+                resting.rest(outcomes, key, old, old is carried, effect)
                 continue
             new = next_state(cfg, old.state, found.above, found.below)
             premium = found.level
@@ -186,7 +187,7 @@ class PremiumRegime:
                 )))
                 continue
             if new == old.state:
-                outcomes.append(resting.stay(key, old, effect))
+                resting.rest(outcomes, key, old, old is carried, effect)
                 continue
             outcomes.append(transition(
                 key, old, new, now, rule=self.name, asset=asset,

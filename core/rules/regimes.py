@@ -128,19 +128,22 @@ class Recovery:
     def __init__(self, cfg: RecoveryRule) -> None:
         self.cfg = cfg
         self.replace_with = _Replacements()
+        self.resting = Resting(self.name)
 
     def evaluate(self, ctx: RuleContext, states: Mapping[str, RuleState]) -> list[Outcome]:
         cfg, key, asset = self.cfg, self.name, self.cfg.reference_asset
-        old = carry_state(key, states, "defensive", ctx.now)
+        carried = states.get(key)
+        old = carried or RuleState("defensive", ctx.now)  # carry_state
         if old.state == "recovered":
-            return [stay(key, old, self.replace_with(ctx, cfg.recovered_allocation))]
+            return [self.resting.stay(key, old, self.replace_with(ctx, cfg.recovered_allocation))]
+        rest = [] if old is carried else [self.resting.stay(key, old, None)]  # defensive, no effect
         market = ctx.snapshot.assets.get(asset)
         if market is None or market.perp is None or asset in ctx.freshness.stale_perp:
-            return [stay(key, old, None)]
+            return rest
         since = ctx.now.date() - timedelta(days=cfg.low_window_days)
         window = [c for c in market.closes if c.day >= since]
         if len(window) < 2 or market.spot is None:
-            return [stay(key, old, None)]
+            return rest
         low = min(c.price for c in window)
         bounce = market.spot.price / low - 1
         ratio = vol_ratio(market.closes)
@@ -148,7 +151,7 @@ class Recovery:
         window = funding_held_window(market.perp, ctx.now, cfg.hold_days, "apr",
                                      ctx.strategy.rules.persistence)
         if not (bottoming and window.holds(cfg.funding_apr_above, "above")):
-            return [stay(key, old, None)]
+            return rest
         verdict = window.held(cfg.funding_apr_above, "above")
         return [transition(
             key, old, "recovered", ctx.now, rule=key, asset=asset,

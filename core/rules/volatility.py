@@ -41,7 +41,8 @@ class VolatilitySpike:
         ratios = vol_ratios(ctx.snapshot, cfg.short_days, cfg.long_days)
         stale = ctx.freshness.closes_stale
         for asset, key in resting.slots(ctx.snapshot.assets):
-            old = states.get(key) or RuleState("normal", now)  # carry_state
+            carried = states.get(key)
+            old = carried or RuleState("normal", now)  # carry_state
             ratio = None if asset in stale else ratios[asset]
             if ratio is not None and old.state == "normal" and ratio >= cfg.ratio:
                 outcomes.append(transition(
@@ -57,6 +58,6 @@ class VolatilitySpike:
                                  f"(< {cfg.reset_ratio}×): back to the target weight"),
                     values=self.values(ratio), effect=None, scopes=BOTH))
             else:
-                effect = resting.effect(asset) if old.state == "spike" else None
-                outcomes.append(resting.stay(key, old, effect))
+                resting.rest(outcomes, key, old, old is carried,
+                             resting.effect(asset) if old.state == "spike" else None)
         return outcomes

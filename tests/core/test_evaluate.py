@@ -10,9 +10,10 @@ from core.evaluate import Evaluator, drift_rows, drift_triggers, evaluate
 from core.models import Portfolio, Position
 from core.planner import plan, plan_orders
 from core.portfolio import outside_band, value_portfolio
-from core.rules.base import Resting, RuleState
+from core.rules.base import Resting, RuleContext, RuleState
+from core.rules.volatility import VolatilitySpike
 from core.snapshot_io import parse_snapshot
-from tests.scenarios import FOUR, four_assets, settings_for, snapshot, units
+from tests.scenarios import FOUR, asset, four_assets, settings_for, snapshot, units
 
 
 def parsed(doc):
@@ -102,3 +103,20 @@ def test_resting_slots_are_in_name_order_with_their_keys():
     assert resting.slots(["XRP", "BTC", "ETH"]) == (
         ("BTC", "volatility_spike:BTC"), ("ETH", "volatility_spike:ETH"), ("XRP", "volatility_spike:XRP"))
     assert resting.slots(("XRP", "BTC", "ETH")) is resting.slots(["XRP", "BTC", "ETH"])
+
+
+def test_a_rule_at_rest_leaves_carried_keys_out_but_says_new_ones_and_effects():
+    s = settings_for("balanced-aggression", FOUR)
+    assets = four_assets()
+    assets["SOL"] = asset(150, name="SOL", spike_last=7, spike_vol=0.03)  # 1.5× its baseline
+    snap, portfolio, _ = parsed(snapshot(assets, units({"BTC": 0.3, "USDT": 0.7})))
+    evaluator = Evaluator(s)
+    ev = evaluator.evaluate(snap, portfolio, {})
+    ctx = RuleContext(snapshot=snap, valuation=ev.valuation, base=ev.base, strategy=s.strategy,
+                      now=snap.as_of, freshness=ev.freshness, resolve=evaluator.resolver(snap))
+    rule = VolatilitySpike(s.strategy.rules.volatility_spike)
+    assert [o.key for o in rule.evaluate(ctx, {})] == [f"volatility_spike:{a}" for a in sorted(FOUR)]
+    assert rule.evaluate(ctx, ev.states) == []  # all carried over, nothing to apply
+    spiked = {**ev.states, "volatility_spike:SOL": RuleState("spike", snap.as_of)}
+    [held] = rule.evaluate(ctx, spiked)  # not calm enough to reset: the spike holds its effect
+    assert held.key == "volatility_spike:SOL" and held.effect is not None and held.trigger is None
