@@ -123,6 +123,7 @@ class PrintTable:
         # A print's value is its own wherever its interval is read from the gap to the print
         # before it; elsewhere (the first print, an unusual gap) the quote's interval stands in.
         self._intervals: list[Decimal | None] = intervals
+        # _odd[i]: how many of the first i prints take the quote's interval.
         self._odd = list(itertools.accumulate((iv is None for iv in intervals), initial=0))
         self._values: dict[str, list[tuple[datetime, Decimal] | None]] = {}
         self._held: dict[tuple, PrintWindow] = {}

@@ -26,7 +26,7 @@ _RATE = operator.attrgetter("rate")
 _VALUE = operator.itemgetter(1)
 
 
-class SeriesWindow(tuple):  # type: ignore[type-arg]
+class SeriesWindow(tuple[Any, ...]):
     """Items `start:stop` of a longer series, carrying a table that answers for any window of it.
 
     A replay hands out each day's closes and funding prints as such windows, with tables worked
@@ -41,6 +41,7 @@ class SeriesWindow(tuple):  # type: ignore[type-arg]
 
     @classmethod
     def of(cls, series: tuple, start: int, stop: int, table: Any) -> SeriesWindow:
+        """series[start:stop], answering from `table`."""
         window = cls(series[start:stop])
         window.table, window.start, window.stop = table, start, stop
         return window
@@ -50,7 +51,7 @@ class SeriesWindow(tuple):  # type: ignore[type-arg]
         return tuple, (tuple(self),)
 
 
-class ReplayedAssets(dict):  # type: ignore[type-arg]
+class ReplayedAssets(dict[str, AssetMarket]):
     """A replayed snapshot's assets, keeping the answers about the whole snapshot once worked out.
 
     Every run of a backtest reads the same snapshot of a day: `vol_ratios` is worked out for the
