@@ -19,8 +19,7 @@ from core.targets import Targets, resolve_targets, targets_from_weights
 FUTURE_SKEW = timedelta(minutes=5)
 # A replayed day's snapshot is evaluated by every backtest run: see core/memo.py. Freshness is
 # keyed by the staleness limits' values, which presets share (comparing the models is slow).
-_FRESHNESS: SameInputMemo[Freshness] = SameInputMemo(64)
-_PERPS: SameInputMemo[frozenset[str]] = SameInputMemo(64)
+_DAY: SameInputMemo[SnapshotReading] = SameInputMemo(64)
 _EVALUATORS: SameInputMemo[Evaluator] = SameInputMemo(64)
 
 
@@ -61,6 +60,21 @@ def check_freshness(snapshot: MarketSnapshot, limits: Staleness) -> Freshness:
         fear_greed_stale=fg is not None and stale(fg.timestamp, limits.fear_greed_hours * 3600),
         closes_stale=frozenset(closes),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotReading:
+    """What every evaluation of a snapshot with the same staleness limits reads alike."""
+
+    freshness: Freshness
+    warnings: tuple[str, ...]
+    perps: frozenset[str]  # assets with a perpetual
+
+    @classmethod
+    def of(cls, snapshot: MarketSnapshot, limits: Staleness) -> SnapshotReading:
+        fresh = check_freshness(snapshot, limits)
+        return cls(fresh, tuple(freshness_warnings(fresh)),
+                   frozenset(a for a, m in snapshot.assets.items() if m.perp is not None))
 
 
 def freshness_warnings(fresh: Freshness) -> list[str]:
@@ -158,15 +172,16 @@ class Evaluator:
         self._drift_known = known
         self._applied: dict[tuple[int, int], tuple[Effect, Targets, Targets]] = {}
 
-    def freshness(self, snapshot: MarketSnapshot) -> Freshness:
-        """check_freshness of the snapshot, worked out once for every book with the same limits."""
+    def reading(self, snapshot: MarketSnapshot) -> SnapshotReading:
+        """Freshness, its warnings and the perps of the snapshot, worked out once for every book."""
         limits = self.settings.staleness
-        return _FRESHNESS.get((snapshot,), self._limits, lambda: check_freshness(snapshot, limits))
+        return _DAY.get((snapshot,), self._limits, lambda: SnapshotReading.of(snapshot, limits))
 
     def resolver(self, snapshot: MarketSnapshot) -> Callable[[Allocation], Targets]:
         """Allocation → targets; they depend only on it, the asset table and which assets have a perp."""
-        perps = _PERPS.get((snapshot,), (), lambda: frozenset(
-            a for a, m in snapshot.assets.items() if m.perp is not None))
+        return self._resolver_for(self.reading(snapshot).perps)
+
+    def _resolver_for(self, perps: frozenset[str]) -> _Resolver:
         resolver = self._resolver
         if perps != resolver.perps:
             resolver = self._resolver = _Resolver(self.settings.assets, perps)
@@ -178,19 +193,19 @@ class Evaluator:
 
         `states` itself is returned as the new states when no rule changed state.
         """
-        strategy = self.strategy
-        fresh = self.freshness(snapshot)
+        strategy, reading = self.strategy, self.reading(snapshot)
+        fresh = reading.freshness
         valuation = value_portfolio(portfolio, snapshot, self.stablecoins)
         if explicit_targets:
             resolve, base = None, targets_from_weights(explicit_targets, snapshot.quote)
         else:
-            resolve = self.resolver(snapshot)
+            resolve = self._resolver_for(reading.perps)
             base = resolve(strategy.allocation)
         ctx = RuleContext(snapshot=snapshot, valuation=valuation, base=base, strategy=strategy,
                           now=snapshot.as_of, freshness=fresh, resolve=resolve)
         targets, triggers, changed = base, [], {}
         scopes: set[Scope] = set()
-        warnings = freshness_warnings(fresh)
+        warnings = list(reading.warnings)
         for rule in self.rules:
             for outcome in rule.evaluate(ctx, states):
                 if states.get(outcome.key) is not outcome.state:

@@ -67,7 +67,11 @@ class Valuation:
 
 def position_price(position: Position, snapshot: MarketSnapshot) -> Decimal | None:
     """The price that values a position's exposure: spot (delta terms), else the contract's own."""
-    return _position_price(position, asset_of(position.symbol), snapshot)
+    asset = _ASSETS.get(position.symbol) or asset_of(position.symbol)
+    market = snapshot.assets.get(asset)
+    if market is not None and market.spot is not None:  # the usual case, without another call
+        return market.spot.price
+    return _position_price(position, asset, snapshot)
 
 
 def asset_of(symbol: str) -> str:
@@ -125,7 +129,9 @@ def value_portfolio(
     notional: dict[str, Decimal] = {}
     for position in portfolio.positions:
         asset = _ASSETS.get(position.symbol) or asset_of(position.symbol)
-        price = _position_price(position, asset, snapshot)
+        market = markets.get(asset)
+        price = (market.spot.price if market is not None and market.spot is not None
+                 else _position_price(position, asset, snapshot))
         if price is None:
             raise SnapshotError(f"position in {position.symbol} but no price for {asset}")
         notional[asset] = notional.get(asset, ZERO) + position.base_units * price

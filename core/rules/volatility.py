@@ -44,20 +44,22 @@ class VolatilitySpike:
             carried = states.get(key)
             old = carried or RuleState("normal", now)  # carry_state
             ratio = None if asset in stale else ratios[asset]
-            if ratio is not None and old.state == "normal" and ratio >= cfg.ratio:
+            if old.state == "spike":
+                if ratio is not None and ratio < cfg.reset_ratio:
+                    outcomes.append(transition(
+                        key, old, "normal", now, rule=self.name, asset=asset,
+                        explanation=(f"{asset} volatility subsided to {ratio:.2f}× its baseline "
+                                     f"(< {cfg.reset_ratio}×): back to the target weight"),
+                        values=self.values(ratio), effect=None, scopes=BOTH))
+                else:
+                    outcomes.append(resting.stay(key, old, resting.effect(asset)))  # the cut holds
+            elif ratio is not None and old.state == "normal" and ratio >= cfg.ratio:
                 outcomes.append(transition(
                     key, old, "spike", now, rule=self.name, asset=asset,
                     explanation=(f"{asset} {cfg.short_days}-day volatility is {ratio:.2f}× its "
                                  f"{cfg.long_days}-day baseline (≥ {cfg.ratio}×): risk per unit "
                                  f"held jumped, reduce {asset} by {pct(cfg.reduce_by, 0)}"),
                     values=self.values(ratio), effect=resting.effect(asset), scopes=BOTH))
-            elif ratio is not None and old.state == "spike" and ratio < cfg.reset_ratio:
-                outcomes.append(transition(
-                    key, old, "normal", now, rule=self.name, asset=asset,
-                    explanation=(f"{asset} volatility subsided to {ratio:.2f}× its baseline "
-                                 f"(< {cfg.reset_ratio}×): back to the target weight"),
-                    values=self.values(ratio), effect=None, scopes=BOTH))
-            else:
-                resting.rest(outcomes, key, old, old is carried,
-                             resting.effect(asset) if old.state == "spike" else None)
+            elif old is not carried:  # at rest without an effect: said only the first time
+                outcomes.append(resting.stay(key, old, None))
         return outcomes
