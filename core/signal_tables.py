@@ -12,6 +12,7 @@ falls back to the quote's), the answer is worked out from the window itself.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from bisect import bisect_right
@@ -31,6 +32,7 @@ from core.signals import (
     convert_run,
     gap_hours,
     judged,
+    judged_values,
 )
 from core.strategy_config import Persistence
 
@@ -125,7 +127,7 @@ class PrintTable:
         self._intervals: list[Decimal | None] = intervals
         # _odd[i]: how many of the first i prints take the quote's interval.
         self._odd = list(itertools.accumulate((iv is None for iv in intervals), initial=0))
-        self._values: dict[str, list[tuple[datetime, Decimal] | None]] = {}
+        self._values: dict[str, tuple[list[tuple[datetime, Decimal] | None], list[Decimal | None]]] = {}
         self._held: dict[tuple, PrintWindow] = {}
 
     def window(self, start: int, stop: int) -> SeriesWindow:
@@ -141,33 +143,56 @@ class PrintTable:
                rule.mode, rule.min_share, rule.min_prints)
         found = self._held.get(key)
         if found is None:
-            inside = self.values_in(perp, now, days, unit)
-            # The window is in time order: its first print is the earliest.
-            found = self._held[key] = judged(inside, inside[0][0] if inside else now, now, days, rule)
+            lo, hi = self._bounds(history, now, days)
+            if self._own_values(history, lo, hi):
+                values = tuple(self.converted(unit)[1][lo:hi])
+                # The window is in time order: its first print is the earliest.
+                found = judged_values(values, self.times[lo] if values else now, now, days, rule)
+            else:
+                inside = self.values_in(perp, now, days, unit)
+                found = judged(inside, inside[0][0] if inside else now, now, days, rule)
+            self._held[key] = found
         return found
 
     def values_in(self, perp: PerpQuote, now: datetime, days: float,
                   unit: Unit) -> list[tuple[datetime, Decimal]]:
         """`funding_window` of a perpetual whose history is a window of this table."""
         history: SeriesWindow = perp.funding_history  # type: ignore[assignment]
-        start, stop = history.start, history.stop
-        lo = bisect_right(self.times, now - timedelta(days=days), start, stop)
-        hi = bisect_right(self.times, now, start, stop)
-        # The window's first print reads its interval from the print before it, which must be in
-        # the history too; no print inside may fall back to the quote's interval.
-        if lo > start and self._odd[hi] == self._odd[lo]:
-            return self.converted(unit)[lo:hi]  # type: ignore[return-value]
+        lo, hi = self._bounds(history, now, days)
+        if self._own_values(history, lo, hi):
+            return self.converted(unit)[0][lo:hi]  # type: ignore[return-value]
+        start = history.start
         return convert_run(history, lo - start, hi - start, perp.funding_interval_hours, CONVERT[unit])
 
-    def converted(self, unit: Unit) -> list[tuple[datetime, Decimal] | None]:
-        """Each print's (time, value) in `unit`; None where the quote's interval stands in."""
+    def _bounds(self, history: SeriesWindow, now: datetime, days: float) -> tuple[int, int]:
+        """Where the prints of (now − days, now] in the history start and stop in the series."""
+        start, stop = history.start, history.stop
+        return (bisect_right(self.times, now - _days(days), start, stop),
+                bisect_right(self.times, now, start, stop))
+
+    def _own_values(self, history: SeriesWindow, lo: int, hi: int) -> bool:
+        """Whether prints[lo:hi] all have the values of the table, as the history converts them.
+
+        The window's first print reads its interval from the print before it, which must be in
+        the history too; no print inside may fall back to the quote's interval.
+        """
+        return lo > history.start and self._odd[hi] == self._odd[lo]
+
+    def converted(self, unit: Unit) -> tuple[list[tuple[datetime, Decimal] | None], list[Decimal | None]]:
+        """Each print's (time, value) in `unit`, and the values alone; None where the quote's
+        interval stands in."""
         found = self._values.get(unit)
         if found is None:
             convert = CONVERT[unit]
-            found = self._values[unit] = [
-                None if iv is None else (p.time, convert(p.rate, iv))
-                for p, iv in zip(self.prints, self._intervals, strict=True)]
+            pairs = [None if iv is None else (p.time, convert(p.rate, iv))
+                     for p, iv in zip(self.prints, self._intervals, strict=True)]
+            found = self._values[unit] = (pairs, [None if v is None else v[1] for v in pairs])
         return found
+
+
+@functools.lru_cache(maxsize=64)
+def _days(days: float) -> timedelta:
+    return timedelta(days=days)
 
 
 def in_time_order(prints: tuple[FundingPrint, ...]) -> bool:

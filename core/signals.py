@@ -273,9 +273,14 @@ def print_window(
 def judged(inside: Sequence[tuple[datetime, Decimal]], first: datetime, now: datetime,
            window_days: int, rule: Persistence) -> PrintWindow:
     """The window of `inside` (values of the window, the earliest at `first`)."""
-    if not inside:
+    return judged_values(tuple(map(_VALUE, inside)), first, now, window_days, rule)
+
+
+def judged_values(kept: tuple[Decimal, ...], first: datetime, now: datetime, window_days: int,
+                  rule: Persistence) -> PrintWindow:
+    """`judged` of the window's values alone."""
+    if not kept:
         return PrintWindow((), None, False, rule)
-    kept = tuple(map(_VALUE, inside))
     mean = sum(kept, ZERO) / len(kept)
     covered = (now - first) >= _coverage(window_days)
     return PrintWindow(kept, mean, len(kept) >= rule.min_prints and covered, rule)
