@@ -14,8 +14,9 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Literal, Protocol
 
-from core.models import MarketSnapshot, Trigger
+from core.models import MarketSnapshot, PerpQuote, Trigger
 from core.portfolio import Valuation
+from core.signals import PrintWindow, Unit, funding_held_window
 from core.strategy_config import Allocation, Strategy
 from core.targets import Targets
 
@@ -57,6 +58,17 @@ class RuleContext:
     freshness: Freshness = Freshness()
     # Turns an allocation table into per-asset targets (needs the asset config, not a rule's job).
     resolve: Callable[[Allocation], Targets] | None = None
+    # Funding windows judged in this evaluation: rules with equal windows share one.
+    windows: dict[tuple[str, int, Unit], PrintWindow] = field(default_factory=dict, compare=False, repr=False)
+
+    def held_window(self, perp: PerpQuote, days: int, unit: Unit) -> PrintWindow:
+        """funding_held_window of `perp` over `days` at `now` by the strategy's persistence rule."""
+        key = (perp.symbol, days, unit)
+        window = self.windows.get(key)
+        if window is None:
+            window = self.windows[key] = funding_held_window(perp, self.now, days, unit,
+                                                             self.strategy.rules.persistence)
+        return window
 
 
 @dataclass(frozen=True, slots=True)

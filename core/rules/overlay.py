@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from core.models import ZERO, PerpQuote
 from core.rules.base import Outcome, Resting, RuleContext, RuleState, pct, transition
-from core.signals import funding_held_window, rate_per_8h
+from core.signals import rate_per_8h
 from core.strategy_config import CorrectionHedgeRule, FearGreedRule, FundingExtremeRule, NegativeFundingRule
 from core.targets import Targets
 
@@ -113,8 +113,7 @@ class FundingExtreme(_PerAssetFunding):
     def check(self, ctx, old, asset, perp):
         cfg = self.cfg
         if old.state == "normal":
-            window = funding_held_window(perp, ctx.now, cfg.hold_days, "8h",
-                                         ctx.strategy.rules.persistence)
+            window = ctx.held_window(perp, cfg.hold_days, "8h")
             if window.holds(cfg.rate_8h_above, "above"):
                 verdict = window.held(cfg.rate_8h_above, "above")
                 return "extreme", (
@@ -155,8 +154,7 @@ class NegativeFunding(_PerAssetFunding):
     def check(self, ctx, old, asset, perp):
         cfg = self.cfg
         if old.state == "normal":
-            window = funding_held_window(perp, ctx.now, cfg.hold_days, "8h",
-                                         ctx.strategy.rules.persistence)
+            window = ctx.held_window(perp, cfg.hold_days, "8h")
             if window.holds(cfg.rate_8h_below, "below"):
                 verdict = window.held(cfg.rate_8h_below, "below")
                 return "negative", (

@@ -17,7 +17,7 @@ from core.rules.base import (
     stay,
     transition,
 )
-from core.signals import basis_apr, funding_apr, funding_held_window, nearest_future, vol_ratio
+from core.signals import basis_apr, funding_apr, nearest_future, vol_ratio
 from core.strategy_config import Allocation, FundingRegimeRule, HurdleRule, RecoveryRule
 from core.targets import Targets
 
@@ -78,9 +78,8 @@ class FundingRegime:
         market = ctx.snapshot.assets.get(asset)
         if market is None or market.perp is None or asset in ctx.freshness.stale_perp:
             return [stay(key, old, effect, (f"{key}: no fresh funding for {asset}; regime kept",))]
-        persistence = ctx.strategy.rules.persistence
         if old.state == "low":
-            window = funding_held_window(market.perp, ctx.now, cfg.hold_days, "apr", persistence)
+            window = ctx.held_window(market.perp, cfg.hold_days, "apr")
             if not window.holds(cfg.enter_apr, "above"):
                 return [self.resting.stay(key, old, effect)]
             verdict = window.held(cfg.enter_apr, "above")
@@ -102,7 +101,7 @@ class FundingRegime:
                 effect=self.replace_with(ctx, cfg.high_allocation),
                 scopes=frozenset({"spot", "futures"}),
             )]
-        window = funding_held_window(market.perp, ctx.now, cfg.exit_hold_days, "apr", persistence)
+        window = ctx.held_window(market.perp, cfg.exit_hold_days, "apr")
         if not window.holds(cfg.exit_apr, "below"):
             return [self.resting.stay(key, old, effect)]
         verdict = window.held(cfg.exit_apr, "below")
@@ -148,8 +147,7 @@ class Recovery:
         bounce = market.spot.price / low - 1
         ratio = vol_ratio(market.closes)
         bottoming = bounce >= cfg.bounce_from_low and ratio is not None and ratio < 1
-        window = funding_held_window(market.perp, ctx.now, cfg.hold_days, "apr",
-                                     ctx.strategy.rules.persistence)
+        window = ctx.held_window(market.perp, cfg.hold_days, "apr")
         if not (bottoming and window.holds(cfg.funding_apr_above, "above")):
             return rest
         verdict = window.held(cfg.funding_apr_above, "above")

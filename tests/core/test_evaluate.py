@@ -12,6 +12,7 @@ from core.planner import plan, plan_orders
 from core.portfolio import outside_band, value_portfolio
 from core.rules.base import Resting, RuleContext, RuleState
 from core.rules.volatility import VolatilitySpike
+from core.signals import funding_held_window
 from core.snapshot_io import parse_snapshot
 from tests.scenarios import FOUR, asset, four_assets, settings_for, snapshot, units
 
@@ -120,3 +121,19 @@ def test_a_rule_at_rest_leaves_carried_keys_out_but_says_new_ones_and_effects():
     spiked = {**ev.states, "volatility_spike:SOL": RuleState("spike", snap.as_of)}
     [held] = rule.evaluate(ctx, spiked)  # not calm enough to reset: the spike holds its effect
     assert held.key == "volatility_spike:SOL" and held.effect is not None and held.trigger is None
+
+
+def test_rules_with_equal_funding_windows_share_one_per_evaluation():
+    s = settings_for("balanced-aggression", FOUR, rules={"negative_funding": {"enabled": True},
+                                                          "funding_extreme": {"enabled": True}})
+    snap, portfolio, _ = parsed(snapshot(four_assets(), units({"BTC": 0.3, "USDT": 0.7})))
+    evaluator = Evaluator(s)
+    ev = evaluator.evaluate(snap, portfolio, {})
+    ctx = RuleContext(snapshot=snap, valuation=ev.valuation, base=ev.base, strategy=s.strategy,
+                      now=snap.as_of, freshness=ev.freshness, resolve=evaluator.resolver(snap))
+    for rule in evaluator.rules:
+        rule.evaluate(ctx, {})
+    assert sorted(ctx.windows) == [(f"{a}/USDT:USDT", 3, "8h") for a in sorted(FOUR)]
+    perp = snap.assets["BTC"].perp
+    assert ctx.held_window(perp, 3, "8h") == funding_held_window(perp, snap.as_of, 3, "8h",
+                                                                  s.strategy.rules.persistence)
