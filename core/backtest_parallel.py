@@ -2,14 +2,14 @@
 
 The child inherits the history frame through fork (nothing is pickled on the way in), and with
 it the replay: every day's snapshot and the signal tables are built once, before the fork, for
-both processes. The presets are split by their estimated cost, so that both finish together.
-Without fork, or with one CPU, everything runs here.
+both processes. The books (each preset's strategy and baselines) are split by their estimated
+cost, so that both processes finish together. Without fork, or with one CPU, everything runs
+here.
 """
 
 from __future__ import annotations
 
 import gc
-import math
 import multiprocessing
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -18,10 +18,15 @@ from decimal import Decimal
 from typing import TypeVar
 
 from core.backtest import (
+    BASELINES,
     DEFAULT_INITIAL,
+    STRATEGY,
+    VARIANTS,
     BacktestResult,
     Progress,
+    RunResult,
     preset_settings,
+    run_many,
     run_presets,
     shared_replay,
     trading_days,
@@ -104,34 +109,43 @@ RULE_COSTS = {"premium_regime": 0.7, "funding_extreme": 0.4, "negative_funding":
 BASELINES_COST = {True: 1.4, False: 0.8}  # whether the allocation holds hedged or futures legs
 
 
+def book_cost(settings: Settings, variant: str = STRATEGY) -> float:
+    """The estimated cost of one book of a backtest (the strategy or a baseline), in book-days."""
+    strategy = settings.strategy
+    if variant == STRATEGY:
+        rules = strategy.rules
+        return BOOK_COST + sum(w for name, w in RULE_COSTS.items() if getattr(rules, name).enabled)
+    legs = bool(strategy.allocation.hedged or strategy.allocation.futures)
+    return BASELINES_COST[legs] / len(BASELINES)
+
+
 def preset_cost(settings: Settings, baselines: bool = True) -> float:
     """The estimated cost of backtesting a strategy (and its baselines), in book-days."""
-    strategy = settings.strategy
-    cost = BOOK_COST + sum(w for name, w in RULE_COSTS.items() if getattr(strategy.rules, name).enabled)
-    legs = bool(strategy.allocation.hedged or strategy.allocation.futures)
-    return cost + (BASELINES_COST[legs] if baselines else 0.0)
+    return sum(book_cost(settings, v) for v in (VARIANTS if baselines else (STRATEGY,)))
+
+
+def split_by_cost(costs: Sequence[float]) -> tuple[list[int], list[int]]:
+    """The indices of `costs` in two groups whose costs add up as evenly as can be, each in order.
+
+    Exact on costs rounded to a twentieth: every reachable sum is kept with the first set of
+    items found to make it, so the same costs always split the same way. The first group is the
+    lighter one (the caller's process also gathers the results).
+    """
+    units = [round(c * 20) for c in costs]
+    made: dict[int, int] = {0: 0}  # a reachable sum → the items (a bit mask) that first made it
+    for i, unit in enumerate(units):
+        for total, items in list(made.items()):
+            made.setdefault(total + unit, items | 1 << i)
+    whole = sum(units)
+    items = made[min(made, key=lambda t: (max(t, whole - t), t))]
+    return ([i for i in range(len(costs)) if items >> i & 1],
+            [i for i in range(len(costs)) if not items >> i & 1])
 
 
 def split_presets(settings: Settings, presets: Sequence[str], baselines: bool = True) -> list[list[str]]:
     """The presets in two groups of the most even estimated cost (`preset_cost`)."""
-    return split_by_cost(presets, [preset_cost(preset_settings(settings, p), baselines) for p in presets])
-
-
-def split_by_cost(names: Sequence[str], costs: Sequence[float]) -> list[list[str]]:
-    """`names` in two groups whose costs add up most evenly, each group in the given order.
-
-    Every split is tried (2^(n−1) for n names: 64 for seven presets); of equally even ones the
-    first found wins, so the same names and costs always split the same way.
-    """
-    total, best, best_load = sum(costs), 0, math.inf
-    for mask in range(1 << max(len(names) - 1, 0)):  # the last name always in the second group
-        load = sum(c for i, c in enumerate(costs) if mask >> i & 1)
-        heavier = max(load, total - load)
-        if heavier < best_load - 1e-9:
-            best, best_load = mask, heavier
-    groups = [[n for i, n in enumerate(names) if best >> i & 1],
-              [n for i, n in enumerate(names) if not best >> i & 1]]
-    return [g for g in groups if g]
+    groups = split_by_cost([preset_cost(preset_settings(settings, p), baselines) for p in presets])
+    return [[presets[i] for i in g] for g in groups if g]
 
 
 def run_presets_parallel(
@@ -146,25 +160,29 @@ def run_presets_parallel(
     progress: Progress | None = None,
     perp_closes: Mapping[str, Mapping[date, Decimal]] | None = None,
 ) -> list[BacktestResult]:
-    """`run_presets` split over this process and a forked child; results in `presets` order."""
-    if len(presets) < 2 or not can_fork():
+    """`run_presets` with its books split over this process and a forked child by estimated cost.
+
+    The books of one preset (strategy and baselines) may run in different processes: each is
+    stepped alone through the same days, so where it runs changes nothing in its results.
+    """
+    variants = VARIANTS if baselines else (STRATEGY,)
+    if len(presets) * len(variants) < 2 or not can_fork():
         return run_presets(frame, settings, presets, start, end, initial_value=initial_value,
                            baselines=baselines, progress=progress, perp_closes=perp_closes)
     chosen = [preset_settings(settings, p) for p in presets]
-    groups = split_by_cost(presets, [preset_cost(s, baselines) for s in chosen])
-    if len(groups) < 2:
-        return run_presets(frame, settings, presets, start, end, initial_value=initial_value,
-                           baselines=baselines, progress=progress, perp_closes=perp_closes)
+    books = [(s, v) for s in chosen for v in variants]
+    mine, theirs = split_by_cost([book_cost(s, v) for s, v in books])
     replay = shared_replay(frame, settings, presets, perp_closes)
-    days, _ = trading_days(replay, start, end)
+    days, notes = trading_days(replay, start, end)
     replay.prepare(days, chosen)  # before the fork: both processes share the work
-    mine, theirs = groups
 
-    def part(names: Sequence[str]) -> Callable[[Progress | None], list[BacktestResult]]:
-        return lambda tick: run_presets(frame, settings, names, start, end, initial_value=initial_value,
-                                        baselines=baselines, replay=replay, progress=tick,
-                                        perp_closes=perp_closes)
+    def part(indices: Sequence[int]) -> Callable[[Progress], list[RunResult]]:
+        return lambda tick: run_many(replay, [books[i] for i in indices], days, initial_value, tick)
 
     results = in_two(part(mine), part(theirs), (len(mine), len(theirs)), progress)
-    by_name = {r.preset: r for r in results}
-    return [by_name[p] for p in presets]
+    runs = iter(result for _, result in sorted(zip([*mine, *theirs], results, strict=True),
+                                               key=lambda pair: pair[0]))
+    # As run_presets puts them together.
+    return [BacktestResult(preset=preset, title=s.strategy.title, start=days[0], end=days[-1],
+                           source=frame.source, runs={v: next(runs) for v in variants}, notes=tuple(notes))
+            for preset, s in zip(presets, chosen, strict=True)]

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import gc
 import math
+import random
 from datetime import date
 from decimal import Decimal as D
 
 import pytest
 
 from core.backtest import VARIANTS, preset_settings, run_backtest, run_presets, shared_replay
-from core.backtest_parallel import preset_cost, run_presets_parallel, split_by_cost, split_presets
+from core.backtest_parallel import book_cost, preset_cost, run_presets_parallel, split_by_cost, split_presets
 from core.backtest_sweep import run_sweep
 from core.config import load_presets
 from core.history_csv import load_history
@@ -70,6 +71,13 @@ def test_lockstep_parallel_and_separate_runs_agree(simulated):
         assert alone.strategy.equity == next(r for r in together if r.preset == preset).strategy.equity
 
 
+def test_books_split_over_two_processes_give_the_results_of_one_pass(simulated):
+    settings = make_settings()
+    for presets in (PRESETS, ["defensive"]):  # one preset's four books split too
+        assert run_presets_parallel(simulated, settings, presets, None, None) == run_presets(
+            simulated, settings, presets, None, None)
+
+
 def test_trimmed_windows_give_the_same_results_as_live_sized_snapshots(simulated):
     settings = make_settings()
     live = Replay(simulated, settings, funding_days=45, closes_days=90)
@@ -99,11 +107,17 @@ def test_the_presets_split_by_estimated_cost_evenly_and_always_the_same_way():
                                                                           if "premium-daa" not in g))
 
 
-def test_a_split_by_cost_is_the_most_even_one():
-    assert split_by_cost(["a", "b", "c", "d"], [5, 1, 1, 3]) == [["a"], ["b", "c", "d"]]
-    assert split_by_cost(["a", "b", "c", "d", "e"], [3, 3, 2, 2, 2]) == [["a", "b"], ["c", "d", "e"]]
-    assert split_by_cost(["a", "b"], [1, 9]) == [["a"], ["b"]]
-    assert split_by_cost(["a"], [1]) == [["a"]]
+def test_a_split_by_cost_is_the_most_even_one_and_the_lighter_group_comes_first():
+    assert split_by_cost([5, 1, 1, 3]) == ([0], [1, 2, 3])  # even: the first set found to make 5
+    assert split_by_cost([3, 3, 2, 2, 2]) == ([0, 1], [2, 3, 4])
+    assert split_by_cost([9, 1]) == ([1], [0])
+    assert split_by_cost([2.5, 3.5]) == ([0], [1])
+    assert split_by_cost([1]) == ([], [0])
+    costs = [random.Random(i).uniform(0.3, 2) for i in range(28)]  # 7 presets' books
+    mine, theirs = split_by_cost(costs)
+    assert sorted(mine + theirs) == list(range(28))
+    assert abs(sum(costs[i] for i in theirs) - sum(costs[i] for i in mine)) < 0.1  # in twentieths
+    assert split_by_cost(costs) == (mine, theirs)
 
 
 def test_a_dearer_rule_makes_a_dearer_preset():
@@ -112,6 +126,7 @@ def test_a_dearer_rule_makes_a_dearer_preset():
     assert max(costs, key=costs.__getitem__) == "premium-daa"
     assert costs["balanced-aggression"] < costs["aggressive-growth"]
     assert preset_cost(preset_settings(settings, "defensive")) > costs["defensive"]  # baselines
+    assert book_cost(preset_settings(settings, "defensive"), "monthly") < costs["defensive"]
 
 
 def test_a_band_and_fee_sweep_trades_less_with_wider_bands_and_pays_more_with_higher_fees(simulated):
