@@ -119,11 +119,6 @@ def book_cost(settings: Settings, variant: str = STRATEGY) -> float:
     return BASELINES_COST[legs] / len(BASELINES)
 
 
-def preset_cost(settings: Settings, baselines: bool = True) -> float:
-    """The estimated cost of backtesting a strategy (and its baselines), in book-days."""
-    return sum(book_cost(settings, v) for v in (VARIANTS if baselines else (STRATEGY,)))
-
-
 def split_by_cost(costs: Sequence[float]) -> tuple[list[int], list[int]]:
     """The indices of `costs` in two groups whose costs add up as evenly as can be, each in order.
 
@@ -140,12 +135,6 @@ def split_by_cost(costs: Sequence[float]) -> tuple[list[int], list[int]]:
     items = made[min(made, key=lambda t: (max(t, whole - t), t))]
     return ([i for i in range(len(costs)) if items >> i & 1],
             [i for i in range(len(costs)) if not items >> i & 1])
-
-
-def split_presets(settings: Settings, presets: Sequence[str], baselines: bool = True) -> list[list[str]]:
-    """The presets in two groups of the most even estimated cost (`preset_cost`)."""
-    groups = split_by_cost([preset_cost(preset_settings(settings, p), baselines) for p in presets])
-    return [[presets[i] for i in g] for g in groups if g]
 
 
 def run_presets_parallel(
