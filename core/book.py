@@ -38,14 +38,15 @@ def apply_fill(portfolio: Portfolio, fill: Fill, quote: str) -> Portfolio:
     else:
         signed = fill.amount if buy else -fill.amount
         positions = _add_contracts(portfolio.positions, order.symbol, signed, order.contract_size)
-    negative = {a: v for a, v in balances.items() if v < ZERO}
-    if negative:
+    if min(balances.values()) < ZERO:
+        negative = {a: v for a, v in balances.items() if v < ZERO}
         raise ExecutionError(
             "fill would leave a negative balance: "
             + ", ".join(f"{a} {v}" for a, v in sorted(negative.items()))
         )
-    return Portfolio(balances={a: v for a, v in balances.items() if v or a == quote},
-                     positions=positions)
+    if not all(balances.values()):  # emptied balances go, the quote's stays
+        balances = {a: v for a, v in balances.items() if v or a == quote}
+    return Portfolio(balances=balances, positions=positions)
 
 
 def _add_contracts(
