@@ -17,9 +17,9 @@ from core.strategy_config import Allocation, Strategy
 from core.targets import Targets, resolve_targets, targets_from_weights
 
 FUTURE_SKEW = timedelta(minutes=5)
-# A replayed day's snapshot is evaluated by every backtest run: see core/memo.py. Freshness is
+# A replayed day's snapshot is evaluated by every backtest run: see core/memo.py. Its reading is
 # keyed by the staleness limits' values, which presets share (comparing the models is slow).
-_DAY: SameInputMemo[SnapshotReading] = SameInputMemo(64)
+_READINGS: SameInputMemo[SnapshotReading] = SameInputMemo(64)
 _EVALUATORS: SameInputMemo[Evaluator] = SameInputMemo(64)
 
 
@@ -175,7 +175,7 @@ class Evaluator:
     def reading(self, snapshot: MarketSnapshot) -> SnapshotReading:
         """Freshness, its warnings and the perps of the snapshot, worked out once for every book."""
         limits = self.settings.staleness
-        return _DAY.get((snapshot,), self._limits, lambda: SnapshotReading.of(snapshot, limits))
+        return _READINGS.get((snapshot,), self._limits, lambda: SnapshotReading.of(snapshot, limits))
 
     def resolver(self, snapshot: MarketSnapshot) -> Callable[[Allocation], Targets]:
         """Allocation → targets; they depend only on it, the asset table and which assets have a perp."""

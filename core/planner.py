@@ -277,13 +277,13 @@ def plan_orders(ev: Evaluation, snapshot: MarketSnapshot, portfolio: Portfolio, 
 
     What the backtest executes; `plan` dresses them as a Proposal with the book before and after.
     """
-    planner = Planner(settings, market_rules)
     if ev.freshness.any_spot_stale:
         return [], ["stale data: no orders proposed"]
     if ev.valuation.value <= 0:
         return [], ["the portfolio has no value to rebalance: deposit stablecoins first"]
     if not ev.triggers:
         return [], []
+    planner = Planner(settings, market_rules)
     spot = planner.spot_drafts(ev, snapshot, portfolio, ev.triggers) if "spot" in ev.scopes else []
     futures = (planner.futures_drafts(ev, snapshot, portfolio, ev.triggers)
                if "futures" in ev.scopes else [])
