@@ -27,6 +27,22 @@ class Fill:
 def apply_fill(portfolio: Portfolio, fill: Fill, quote: str) -> Portfolio:
     """The portfolio after one fill; refuses anything that would make a balance negative."""
     balances = dict(portfolio.balances)
+    positions = _book_fill(balances, portfolio.positions, fill, quote)
+    return Portfolio(balances=balances, positions=positions)
+
+
+def apply_fills(portfolio: Portfolio, fills: Iterable[Fill], quote: str) -> Portfolio:
+    """apply_fill of each fill in turn (the same checks, the same result), on one copy of the balances."""
+    balances, positions, applied = dict(portfolio.balances), portfolio.positions, False
+    for fill in fills:
+        positions, applied = _book_fill(balances, positions, fill, quote), True
+    return Portfolio(balances=balances, positions=positions) if applied else portfolio
+
+
+def _book_fill(balances: dict[str, Decimal], positions: tuple[Position, ...], fill: Fill,
+               quote: str) -> tuple[Position, ...]:
+    """One fill into `balances` (changed in place) and `positions` (returned): emptied balances
+    other than the quote's are removed; a negative balance is refused before anything is kept."""
     order = fill.order
     balances[quote] = balances.get(quote, ZERO) - fill.fee
     buy = order.side == "buy"
@@ -34,19 +50,19 @@ def apply_fill(portfolio: Portfolio, fill: Fill, quote: str) -> Portfolio:
         cash = fill.amount * fill.price
         balances[order.asset] = balances.get(order.asset, ZERO) + (fill.amount if buy else -fill.amount)
         balances[quote] -= cash if buy else -cash
-        positions = portfolio.positions
     else:
         signed = fill.amount if buy else -fill.amount
-        positions = _add_contracts(portfolio.positions, order.symbol, signed, order.contract_size)
+        positions = _add_contracts(positions, order.symbol, signed, order.contract_size)
     if min(balances.values()) < ZERO:
         negative = {a: v for a, v in balances.items() if v < ZERO}
         raise ExecutionError(
             "fill would leave a negative balance: "
             + ", ".join(f"{a} {v}" for a, v in sorted(negative.items()))
         )
-    if not all(balances.values()):  # emptied balances go, the quote's stays
-        balances = {a: v for a, v in balances.items() if v or a == quote}
-    return Portfolio(balances=balances, positions=positions)
+    if not all(balances.values()):
+        for asset in [a for a, v in balances.items() if not v and a != quote]:
+            del balances[asset]
+    return positions
 
 
 def _add_contracts(
@@ -65,10 +81,6 @@ def _add_contracts(
     return tuple(out)
 
 
-def apply_fills(portfolio: Portfolio, fills: Iterable[Fill], quote: str) -> Portfolio:
-    for fill in fills:
-        portfolio = apply_fill(portfolio, fill, quote)
-    return portfolio
 
 
 def funding_payment(position: Position, mark: Decimal, rate: Decimal) -> Decimal:
