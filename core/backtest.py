@@ -259,12 +259,17 @@ def run_presets(frame: HistoryFrame, settings: Settings, presets: Sequence[str],
     days, notes = trading_days(replay, start, end)
     variants = VARIANTS if baselines else (STRATEGY,)
     results = run_many(replay, [(s, v) for s in chosen for v in variants], days, initial_value, progress)
-    out, it = [], iter(results)
-    for preset, s in zip(presets, chosen, strict=True):
-        runs = {v: next(it) for v in variants}
-        out.append(BacktestResult(preset=preset, title=s.strategy.title, start=days[0], end=days[-1],
-                                  source=frame.source, runs=runs, notes=tuple(notes)))
-    return out
+    return by_preset(presets, chosen, variants, results, days, frame.source, notes)
+
+
+def by_preset(presets: Sequence[str], chosen: Sequence[Settings], variants: Sequence[str],
+              results: Sequence[RunResult], days: Sequence[date], source: str,
+              notes: Sequence[str]) -> list[BacktestResult]:
+    """Runs in (preset, variant) order put together as one result per preset."""
+    it = iter(results)
+    return [BacktestResult(preset=preset, title=s.strategy.title, start=days[0], end=days[-1],
+                           source=source, runs={v: next(it) for v in variants}, notes=tuple(notes))
+            for preset, s in zip(presets, chosen, strict=True)]
 
 
 # ── presenting results ──────────────────────────────────────────────────────────────────────

@@ -25,6 +25,7 @@ from core.backtest import (
     BacktestResult,
     Progress,
     RunResult,
+    by_preset,
     preset_settings,
     run_many,
     run_presets,
@@ -169,9 +170,6 @@ def run_presets_parallel(
         return lambda tick: run_many(replay, [books[i] for i in indices], days, initial_value, tick)
 
     results = in_two(part(mine), part(theirs), (len(mine), len(theirs)), progress)
-    runs = iter(result for _, result in sorted(zip([*mine, *theirs], results, strict=True),
-                                               key=lambda pair: pair[0]))
-    # As run_presets puts them together.
-    return [BacktestResult(preset=preset, title=s.strategy.title, start=days[0], end=days[-1],
-                           source=frame.source, runs={v: next(runs) for v in variants}, notes=tuple(notes))
-            for preset, s in zip(presets, chosen, strict=True)]
+    in_order = [result for _, result in sorted(zip([*mine, *theirs], results, strict=True),
+                                               key=lambda pair: pair[0])]
+    return by_preset(presets, chosen, variants, in_order, days, frame.source, notes)

@@ -93,15 +93,6 @@ def freshness_warnings(fresh: Freshness) -> list[str]:
     return out
 
 
-def base_targets(settings: Settings, snapshot: MarketSnapshot, strategy: Strategy,
-                 explicit: Mapping | None = None,
-                 resolve: Callable[[Allocation], Targets] | None = None) -> Targets:
-    """The strategy's allocation as per-asset targets, or explicit per-asset weights."""
-    if explicit:
-        return targets_from_weights(explicit, snapshot.quote)
-    return (resolve or _evaluator(settings, strategy).resolver(snapshot))(strategy.allocation)
-
-
 def drift_triggers(valuation: Valuation, targets: Targets, band_pp, assets: Iterable[str],
                    fresh: Freshness) -> tuple[list[Trigger], set[Scope]]:
     """Drift-band triggers for `assets` (in name order), spot and futures exposure."""
