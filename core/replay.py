@@ -204,10 +204,9 @@ class Replay:
         for closes in self._closes.values():
             for short, long in sorted(windows):
                 closes.ratios(short, long)
-        for prints in self._prints.values():
+        for prints in filter(None, self._prints.values()):
             for unit in sorted(units):
-                if prints is not None:
-                    prints.converted(unit)
+                prints.converted(unit)
         for day in days:
             snap = self.snapshot(day)
             for short, long in windows:  # every asset's ratios, kept with the snapshot (core/signals.py)

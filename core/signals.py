@@ -231,11 +231,7 @@ class PrintWindow:
         values = self.values
         if not values:
             return Held(False, 0, ZERO, None)
-        if direction == "above":
-            passing = sum(1 for v in values if v > threshold)
-        else:
-            passing = sum(1 for v in values if v < threshold)
-        share = Decimal(passing) / Decimal(len(values))
+        share = self._share(threshold, direction)
         mean = self.mean
         if not self.complete or mean is None:
             return Held(False, len(values), share, mean)
@@ -254,11 +250,16 @@ class PrintWindow:
             return all(v < threshold for v in values)
         if not (mean > threshold if direction == "above" else mean < threshold):
             return False
+        return self._share(threshold, direction) >= self.rule.min_share
+
+    def _share(self, threshold: Decimal, direction: Direction) -> Decimal:
+        """The share of (non-empty) values beyond `threshold` in `direction`."""
+        values = self.values
         if direction == "above":
             passing = sum(1 for v in values if v > threshold)
         else:
             passing = sum(1 for v in values if v < threshold)
-        return Decimal(passing) / Decimal(len(values)) >= self.rule.min_share
+        return Decimal(passing) / Decimal(len(values))
 
 
 def print_window(
